@@ -1,0 +1,34 @@
+"""The back-office menu. Each entry names the permission it needs, so menus follow roles."""
+
+from dataclasses import dataclass
+
+from django.urls import NoReverseMatch, reverse
+
+
+@dataclass(frozen=True)
+class MenuEntry:
+    label: str
+    url_name: str
+    permission: str
+
+
+MENU = (
+    MenuEntry("Profiles", "profiles:profile_list", "profiles.view_profile"),
+    MenuEntry("Sources", "profiles:source_list", "profiles.view_source"),
+    MenuEntry("Raw events", "profiles:raw_event_list", "profiles.view_rawevent"),
+    MenuEntry("CSV import", "profiles:csv_import_list", "profiles.view_csvimport"),
+    MenuEntry("Schema drift", "profiles:schema_drift", "profiles.view_schemadrift"),
+)
+
+
+def menu_for(user) -> list[dict]:
+    entries = []
+    for entry in MENU:
+        if not user.has_perm(entry.permission):
+            continue
+        try:
+            url = reverse(entry.url_name)
+        except NoReverseMatch:
+            continue  # a page not built yet stays out of the menu
+        entries.append({"label": entry.label, "url": url, "url_name": entry.url_name})
+    return entries

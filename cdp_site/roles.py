@@ -1,0 +1,84 @@
+"""Roles are Django groups. Each gets the permissions its work needs and no more.
+
+`sync_role_permissions` is called by data migrations (with the historical app registry), so a
+later migration that adds a model can extend a role by calling it again.
+"""
+
+MARKETER = "marketer"
+GUEST_SERVICES = "guest_services"
+PRIVACY_OFFICER = "privacy_officer"
+INTEGRATION_ENGINEER = "integration_engineer"
+ROLES = (MARKETER, GUEST_SERVICES, PRIVACY_OFFICER, INTEGRATION_ENGINEER)
+
+ROLE_PERMISSIONS = {
+    MARKETER: [
+        "profiles.view_profile",
+        "profiles.view_event",
+        "profiles.view_traitvalue",
+        "consent.view_consentrecord",
+    ],
+    GUEST_SERVICES: [
+        "profiles.view_profile",
+        "profiles.view_event",
+        "profiles.view_traitvalue",
+        "identity.view_identifier",
+        "identity.view_identitylink",
+        "identity.change_identitylink",
+        "identity.view_merge",
+        "identity.add_merge",
+        "consent.view_consentrecord",
+    ],
+    PRIVACY_OFFICER: [
+        "profiles.view_profile",
+        "profiles.view_event",
+        "profiles.view_traitvalue",
+        "profiles.view_rawevent",
+        "identity.view_identifier",
+        "identity.view_merge",
+        "consent.view_consentrecord",
+        "consent.add_consentrecord",
+    ],
+    INTEGRATION_ENGINEER: [
+        "profiles.view_source",
+        "profiles.add_source",
+        "profiles.change_source",
+        "profiles.view_rawevent",
+        "profiles.change_rawevent",
+        "profiles.view_eventcontract",
+        "profiles.change_eventcontract",
+        "profiles.add_eventcontract",
+        "profiles.view_schemadrift",
+        "profiles.view_csvimport",
+        "profiles.add_csvimport",
+        "profiles.view_profile",
+        "profiles.view_event",
+        "identity.view_identifiertype",
+        "identity.change_identifiertype",
+        "identity.view_blockedvalue",
+        "identity.add_blockedvalue",
+        "identity.change_blockedvalue",
+        "identity.delete_blockedvalue",
+        "identity.view_identifier",
+    ],
+}
+
+
+def sync_role_permissions(apps, schema_editor=None):
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, verbosity=0, apps=apps)
+        app_config.models_module = None
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role, codes in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        permissions = []
+        for code in codes:
+            app_label, codename = code.split(".")
+            permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if permission is not None:
+                permissions.append(permission)
+        group.permissions.set(permissions)

@@ -1,0 +1,36 @@
+"""Production settings: DEBUG off, HTTPS only, and no start without real keys."""
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+os.environ["CDP_PRODUCTION"] = "1"
+
+from cdp_site.settings import *  # noqa: E402,F403
+from cdp_site.settings import env_bool, env_list  # noqa: E402
+
+IS_PRODUCTION = True
+DEBUG = env_bool("DEBUG", False)
+
+_missing = [
+    name
+    for name in ("SECRET_KEY", "PII_ENCRYPTION_KEYS", "PII_BLIND_INDEX_KEY", "TOMBSTONE_KEY")
+    if not os.environ.get(name)
+]
+if _missing:
+    raise ImproperlyConfigured(
+        "Production settings need these environment variables: " + ", ".join(_missing)
+    )
+if len(os.environ["SECRET_KEY"]) < 50:
+    raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters long.")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [])
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"

@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from cdp_site import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+    # Ingestion: the Segment-compatible tracking API and signed webhooks.
+    path("v1/", include("profiles.tracking.urls")),
+    path("webhooks/", include("profiles.webhooks.urls")),
+    # REST API and its OpenAPI schema.
+    path("api/v1/", include("cdp_site.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # Back-office pages.
+    path("", include("profiles.urls")),
+]

@@ -1,0 +1,29 @@
+from django.db import models
+
+from consent import domain
+
+
+class ConsentRecord(models.Model):
+    """Append-only: a consent change is a new row; nothing updates or deletes one."""
+
+    profile = models.ForeignKey("profiles.Profile", on_delete=models.PROTECT, related_name="consent_records")
+    purpose = models.CharField(max_length=32, choices=domain.PURPOSES)
+    is_granted = models.BooleanField()
+    source = models.ForeignKey("profiles.Source", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    raw_event = models.ForeignKey("profiles.RawEvent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    captured_at = models.DateTimeField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    scope = models.CharField(max_length=200, blank=True, help_text="Wording or policy version the person agreed to.")
+    evidence = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["profile", "purpose", "-captured_at"])]
+        ordering = ["-captured_at", "-id"]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Consent records are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Consent records are append-only.")

@@ -1,0 +1,130 @@
+from django.db import models
+from django.db.models import Q
+
+from consent import vault
+from identity import domain
+
+
+class IdentifierType(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    role = models.CharField(max_length=16, choices=domain.ROLES, default=domain.CANONICAL)
+    normaliser = models.CharField(max_length=16, choices=domain.NORMALISERS, default=domain.EXACT)
+    limit_per_profile = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most identifiers of this type one profile may hold; empty for no limit."
+    )
+    priority = models.PositiveSmallIntegerField(
+        default=50, help_text="Higher wins when choosing which identifier an event is attributed to."
+    )
+    is_pii = models.BooleanField(default=False, help_text="Values are encrypted at rest.")
+
+    class Meta:
+        ordering = ["-priority", "slug"]
+
+    def __str__(self):
+        return self.slug
+
+    def as_rule(self) -> domain.IdentifierRule:
+        return domain.IdentifierRule(
+            id=self.pk,
+            slug=self.slug,
+            role=self.role,
+            normaliser=self.normaliser,
+            limit_per_profile=self.limit_per_profile,
+            priority=self.priority,
+            is_pii=self.is_pii,
+        )
+
+
+class BlockedValue(models.Model):
+    """A junk value (test@test.com, null, 0000000000) that never links anything."""
+
+    identifier_type = models.ForeignKey(
+        IdentifierType, null=True, blank=True, on_delete=models.CASCADE, help_text="Empty: blocked for every type."
+    )
+    value = models.CharField(max_length=255, help_text="Compared after normalisation, case-insensitively.")
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["identifier_type", "value"], name="blocked_value_unique")]
+
+    def __str__(self):
+        return self.value
+
+
+class Identifier(models.Model):
+    identifier_type = models.ForeignKey(IdentifierType, on_delete=models.PROTECT, related_name="identifiers")
+    # Non-PII values in the clear; PII values only as a Fernet token in encrypted_value.
+    value = models.CharField(max_length=255, blank=True)
+    encrypted_value = models.TextField(blank=True)
+    lookup_hash = models.CharField(max_length=64, help_text="Keyed blind index of the normalised value.")
+    profile = models.ForeignKey("profiles.Profile", on_delete=models.PROTECT, related_name="identifiers")
+    source = models.ForeignKey("profiles.Source", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    is_verified = models.BooleanField(default=False)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["identifier_type", "lookup_hash"], name="identifier_unique_value")
+        ]
+        indexes = [models.Index(fields=["profile", "identifier_type"])]
+
+    def __str__(self):
+        return f"{self.identifier_type.slug}:{self.display_value}"
+
+    @property
+    def display_value(self) -> str:
+        return vault.decrypt(self.encrypted_value) if self.encrypted_value else self.value
+
+    @staticmethod
+    def stored_values(rule: domain.IdentifierRule, normalised: str) -> dict:
+        """Column values for a normalised identifier: cleartext or ciphertext, and its blind index."""
+        return {
+            "value": "" if rule.is_pii else normalised,
+            "encrypted_value": vault.encrypt(normalised) if rule.is_pii else "",
+            "lookup_hash": vault.blind_index(rule.slug, normalised),
+        }
+
+
+class IdentityLink(models.Model):
+    DETERMINISTIC, PROBABILISTIC, MANUAL = "deterministic", "probabilistic", "manual"
+    KINDS = ((DETERMINISTIC, "Deterministic"), (PROBABILISTIC, "Probabilistic"), (MANUAL, "Manual"))
+    ACTIVE, PENDING_REVIEW, REJECTED, BLOCKED = "active", "pending_review", "rejected", "blocked"
+    STATUSES = ((ACTIVE, "Active"), (PENDING_REVIEW, "Pending review"), (REJECTED, "Rejected"), (BLOCKED, "Blocked by a limit"))
+
+    # Always stored with from_identifier_id < to_identifier_id, so a pair has one row.
+    from_identifier = models.ForeignKey(Identifier, on_delete=models.CASCADE, related_name="links_out")
+    to_identifier = models.ForeignKey(Identifier, on_delete=models.CASCADE, related_name="links_in")
+    kind = models.CharField(max_length=16, choices=KINDS, default=DETERMINISTIC)
+    status = models.CharField(max_length=16, choices=STATUSES, default=ACTIVE)
+    confidence = models.FloatField(default=1.0)
+    rule = models.CharField(max_length=100, help_text="The rule that produced the link.")
+    evidence = models.JSONField(default=dict, help_text="The event or comparison that produced the link.")
+    reason = models.CharField(max_length=300, blank=True, help_text="Why a link is blocked or rejected.")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["from_identifier", "to_identifier"], name="identity_link_unique_pair"),
+            models.CheckConstraint(condition=Q(from_identifier__lt=models.F("to_identifier")), name="identity_link_ordered"),
+        ]
+        indexes = [models.Index(fields=["to_identifier"]), models.Index(fields=["status", "created_at"])]
+
+
+class Merge(models.Model):
+    """Audit row: one profile absorbed into another, with what moved so an unmerge can restore it."""
+
+    survivor = models.ForeignKey("profiles.Profile", on_delete=models.PROTECT, related_name="merges_received")
+    absorbed = models.ForeignKey("profiles.Profile", on_delete=models.PROTECT, related_name="merges_absorbed")
+    link = models.ForeignKey(IdentityLink, null=True, blank=True, on_delete=models.SET_NULL, related_name="merges")
+    rule = models.CharField(max_length=100)
+    actor = models.CharField(max_length=150, help_text="User name, or the rule for automatic merges.")
+    confidence = models.FloatField(default=1.0)
+    evidence = models.JSONField(default=dict)
+    moved = models.JSONField(default=dict, help_text="Ids of identifiers, events and trait values moved.")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["survivor"]), models.Index(fields=["absorbed"])]

@@ -9,9 +9,7 @@ class HashedTokenAuthentication(authentication.TokenAuthentication):
 
     def authenticate_credentials(self, key):
         token = (
-            ApiToken.objects.select_related("user")
-            .filter(token_hash=ApiToken.hash_token(key), is_active=True)
-            .first()
+            ApiToken.objects.select_related("user").filter(token_hash=ApiToken.hash_token(key), is_active=True).first()
         )
         if token is None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")

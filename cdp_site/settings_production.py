@@ -18,9 +18,7 @@ _missing = [
     if not os.environ.get(name)
 ]
 if _missing:
-    raise ImproperlyConfigured(
-        "Production settings need these environment variables: " + ", ".join(_missing)
-    )
+    raise ImproperlyConfigured("Production settings need these environment variables: " + ", ".join(_missing))
 if len(os.environ["SECRET_KEY"]) < 50:
     raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters long.")
 

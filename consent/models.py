@@ -10,7 +10,9 @@ class ConsentRecord(models.Model):
     purpose = models.CharField(max_length=32, choices=domain.PURPOSES)
     is_granted = models.BooleanField()
     source = models.ForeignKey("profiles.Source", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    raw_event = models.ForeignKey("profiles.RawEvent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    raw_event = models.ForeignKey(
+        "profiles.RawEvent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     captured_at = models.DateTimeField()
     recorded_at = models.DateTimeField(auto_now_add=True)
     scope = models.CharField(max_length=200, blank=True, help_text="Wording or policy version the person agreed to.")

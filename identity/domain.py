@@ -81,7 +81,9 @@ class IdentifierRule:
     is_pii: bool
 
 
-def would_exceed_limits(counts_a: dict[int, int], counts_b: dict[int, int], rules: dict[int, IdentifierRule]) -> str | None:
+def would_exceed_limits(
+    counts_a: dict[int, int], counts_b: dict[int, int], rules: dict[int, IdentifierRule]
+) -> str | None:
     """Why merging two profiles with these identifier counts per type breaks a limit, or None.
 
     Counts are per identifier type id; limits are per profile (two different user_ids, say).
@@ -92,8 +94,5 @@ def would_exceed_limits(counts_a: dict[int, int], counts_b: dict[int, int], rule
             continue
         total = counts_a.get(type_id, 0) + counts_b.get(type_id, 0)
         if total > rule.limit_per_profile:
-            return (
-                f"merge would give the profile {total} {rule.slug} identifiers "
-                f"(limit {rule.limit_per_profile})"
-            )
+            return f"merge would give the profile {total} {rule.slug} identifiers (limit {rule.limit_per_profile})"
     return None

@@ -91,7 +91,12 @@ class IdentityLink(models.Model):
     DETERMINISTIC, PROBABILISTIC, MANUAL = "deterministic", "probabilistic", "manual"
     KINDS = ((DETERMINISTIC, "Deterministic"), (PROBABILISTIC, "Probabilistic"), (MANUAL, "Manual"))
     ACTIVE, PENDING_REVIEW, REJECTED, BLOCKED = "active", "pending_review", "rejected", "blocked"
-    STATUSES = ((ACTIVE, "Active"), (PENDING_REVIEW, "Pending review"), (REJECTED, "Rejected"), (BLOCKED, "Blocked by a limit"))
+    STATUSES = (
+        (ACTIVE, "Active"),
+        (PENDING_REVIEW, "Pending review"),
+        (REJECTED, "Rejected"),
+        (BLOCKED, "Blocked by a limit"),
+    )
 
     # Always stored with from_identifier_id < to_identifier_id, so a pair has one row.
     from_identifier = models.ForeignKey(Identifier, on_delete=models.CASCADE, related_name="links_out")
@@ -107,7 +112,9 @@ class IdentityLink(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["from_identifier", "to_identifier"], name="identity_link_unique_pair"),
-            models.CheckConstraint(condition=Q(from_identifier__lt=models.F("to_identifier")), name="identity_link_ordered"),
+            models.CheckConstraint(
+                condition=Q(from_identifier__lt=models.F("to_identifier")), name="identity_link_ordered"
+            ),
         ]
         indexes = [models.Index(fields=["to_identifier"]), models.Index(fields=["status", "created_at"])]
 

@@ -45,35 +45,73 @@ DEFAULT_CONTRACTS: dict[str, tuple[str, dict, dict]] = {
         "An order was paid.",
         {"order_id": "string", "total": "number", "currency": "string"},
         {
-            "order_number": "string", "products": "array", "discount": "number", "tax": "number",
-            "shipping": "number", "coupon": "string", "subtotal": "number", "revenue": "number",
-            "checkout_id": "string", "affiliation": "string",
+            "order_number": "string",
+            "products": "array",
+            "discount": "number",
+            "tax": "number",
+            "shipping": "number",
+            "coupon": "string",
+            "subtotal": "number",
+            "revenue": "number",
+            "checkout_id": "string",
+            "affiliation": "string",
         },
     ),
-    "order.cancelled": ("An order was cancelled.", {"order_id": "string"}, {"reason": "string", "total": "number", "currency": "string"}),
+    "order.cancelled": (
+        "An order was cancelled.",
+        {"order_id": "string"},
+        {"reason": "string", "total": "number", "currency": "string"},
+    ),
     "booking.created": (
         "A class or appointment was booked.",
         {"booking_id": "string"},
-        {"class_id": "string", "class_name": "string", "starts_at": "datetime", "ends_at": "datetime",
-         "location": "string", "staff": "string", "service": "string", "site_id": "string"},
+        {
+            "class_id": "string",
+            "class_name": "string",
+            "starts_at": "datetime",
+            "ends_at": "datetime",
+            "location": "string",
+            "staff": "string",
+            "service": "string",
+            "site_id": "string",
+        },
     ),
     "booking.cancelled": (
         "A booking was cancelled.",
         {"booking_id": "string"},
-        {"class_id": "string", "class_name": "string", "starts_at": "datetime", "late_cancel": "boolean",
-         "location": "string", "site_id": "string"},
+        {
+            "class_id": "string",
+            "class_name": "string",
+            "starts_at": "datetime",
+            "late_cancel": "boolean",
+            "location": "string",
+            "site_id": "string",
+        },
     ),
     "class.attended": (
         "The person signed in to a class or visit.",
         {"booking_id": "string"},
-        {"class_id": "string", "class_name": "string", "starts_at": "datetime", "location": "string",
-         "staff": "string", "site_id": "string"},
+        {
+            "class_id": "string",
+            "class_name": "string",
+            "starts_at": "datetime",
+            "location": "string",
+            "staff": "string",
+            "site_id": "string",
+        },
     ),
     "page.viewed": (
         "A web page view.",
         {},
-        {"url": "string", "path": "string", "title": "string", "referrer": "string", "search": "string",
-         "name": "string", "category": "string"},
+        {
+            "url": "string",
+            "path": "string",
+            "title": "string",
+            "referrer": "string",
+            "search": "string",
+            "name": "string",
+            "category": "string",
+        },
     ),
     "screen.viewed": ("A mobile screen view.", {}, {"name": "string", "category": "string"}),
     "profile.identified": ("The person identified themselves (Segment identify).", {}, {}),
@@ -82,14 +120,30 @@ DEFAULT_CONTRACTS: dict[str, tuple[str, dict, dict]] = {
     "product.viewed": (
         "A product was viewed.",
         {},
-        {"product_id": "string", "sku": "string", "name": "string", "price": "number", "category": "string",
-         "brand": "string", "currency": "string", "url": "string"},
+        {
+            "product_id": "string",
+            "sku": "string",
+            "name": "string",
+            "price": "number",
+            "category": "string",
+            "brand": "string",
+            "currency": "string",
+            "url": "string",
+        },
     ),
     "product.added": (
         "A product was added to a cart.",
         {},
-        {"product_id": "string", "sku": "string", "name": "string", "price": "number", "quantity": "number",
-         "category": "string", "cart_id": "string", "currency": "string"},
+        {
+            "product_id": "string",
+            "sku": "string",
+            "name": "string",
+            "price": "number",
+            "quantity": "number",
+            "category": "string",
+            "cart_id": "string",
+            "currency": "string",
+        },
     ),
     "checkout.started": (
         "A checkout was started.",
@@ -153,7 +207,9 @@ def check_event(contract: Contract | None, event_type: str, occurred_at, propert
         if properties.get(name) is None:
             violations.append(f"{event_type}: required property {name!r} is missing")
         elif not _TYPE_CHECKS.get(type_name, lambda value: True)(properties[name]):
-            violations.append(f"{event_type}: property {name!r} must be {type_name}, got {type(properties[name]).__name__}")
+            violations.append(
+                f"{event_type}: property {name!r} must be {type_name}, got {type(properties[name]).__name__}"
+            )
     for name, type_name in contract.optional.items():
         value = properties.get(name)
         if value is not None and not _TYPE_CHECKS.get(type_name, lambda value: True)(value):

@@ -7,7 +7,12 @@ from consent.fields import EncryptedTextField
 
 class Source(models.Model):
     TRACKING, STRIPE, SHOPIFY, MINDBODY, STANDARD_WEBHOOK, CSV = (
-        "tracking", "stripe", "shopify", "mindbody", "standard_webhook", "csv",
+        "tracking",
+        "stripe",
+        "shopify",
+        "mindbody",
+        "standard_webhook",
+        "csv",
     )
     KINDS = (
         (TRACKING, "Tracking API (Segment-compatible SDKs)"),
@@ -22,7 +27,9 @@ class Source(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=64, unique=True)
     kind = models.CharField(max_length=32, choices=KINDS)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     is_active = models.BooleanField(default=True)
     # Write keys are shown once; only a SHA-256 of the (high-entropy) key is stored.
     write_key_hash = models.CharField(max_length=64, blank=True, db_index=True)
@@ -30,7 +37,9 @@ class Source(models.Model):
     # JSON list of active signing secrets, newest first; encrypted at rest.
     signing_secrets = EncryptedTextField(blank=True, default="")
     identifier_types = models.ManyToManyField("identity.IdentifierType", blank=True, related_name="sources")
-    priority = models.PositiveSmallIntegerField(default=50, help_text="Trait precedence: higher wins over other sources.")
+    priority = models.PositiveSmallIntegerField(
+        default=50, help_text="Trait precedence: higher wins over other sources."
+    )
     freshness_sla_minutes = models.PositiveIntegerField(default=60)
     rate_limit_per_second = models.PositiveIntegerField(default=50000, help_text="Tracking API messages per second.")
     # Audit scorecard, 1 (low) to 5 (high); filled by the source audit.
@@ -66,7 +75,9 @@ class RawEvent(models.Model):
 
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="raw_events")
     external_id = models.CharField(max_length=255, help_text="The sender's event id: the deduplication key.")
-    topic = models.CharField(max_length=100, blank=True, help_text="Sender's event type (Stripe type, Shopify topic...).")
+    topic = models.CharField(
+        max_length=100, blank=True, help_text="Sender's event type (Stripe type, Shopify topic...)."
+    )
     received_at = models.DateTimeField()
     payload = models.JSONField()
     headers = models.JSONField(default=dict, blank=True)
@@ -141,7 +152,9 @@ class Event(models.Model):
     properties = models.JSONField(default=dict, blank=True)
     revenue = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True)
-    identifier = models.ForeignKey("identity.Identifier", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    identifier = models.ForeignKey(
+        "identity.Identifier", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["raw_event", "sequence"], name="event_unique_per_raw_event")]
@@ -160,7 +173,9 @@ class TraitValue(models.Model):
     value = models.JSONField(null=True)
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+")
     raw_event = models.ForeignKey(RawEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    identifier = models.ForeignKey("identity.Identifier", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    identifier = models.ForeignKey(
+        "identity.Identifier", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     observed_at = models.DateTimeField()
     is_verified = models.BooleanField(default=False)
 
@@ -217,7 +232,9 @@ class CsvImport(models.Model):
     rows_read = models.PositiveBigIntegerField(default=0)
     rows_rejected = models.PositiveBigIntegerField(default=0)
     error = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

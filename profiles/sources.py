@@ -53,7 +53,9 @@ def unique_slug(name: str) -> str:
 
 
 @transaction.atomic
-def source_create(*, name: str, kind: str, owner=None, signing_secret: str | None = None, **fields) -> tuple[Source, IssuedCredentials]:
+def source_create(
+    *, name: str, kind: str, owner=None, signing_secret: str | None = None, **fields
+) -> tuple[Source, IssuedCredentials]:
     """Create a source with fresh credentials. Webhook senders may dictate their own secret
     (Shopify's app secret, Mindbody's messageSignatureKey): pass it as `signing_secret`."""
     if kind not in dict(Source.KINDS):
@@ -65,7 +67,9 @@ def source_create(*, name: str, kind: str, owner=None, signing_secret: str | Non
 
 
 @transaction.atomic
-def source_rotate_credentials(*, source: Source, signing_secret: str | None = None, keep_previous: bool = True) -> IssuedCredentials:
+def source_rotate_credentials(
+    *, source: Source, signing_secret: str | None = None, keep_previous: bool = True
+) -> IssuedCredentials:
     """New write key (the old one stops at once) or a new signing secret. The previous signing
     secret stays valid until `source_retire_old_secrets`, so senders rotate without downtime."""
     source = Source.objects.select_for_update().get(pk=source.pk)

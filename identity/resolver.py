@@ -1,0 +1,428 @@
+"""Deterministic identity resolution for a batch of observations.
+
+Identifiers observed together become links; profiles are the connected components. The resolver
+loads the identifiers a batch mentions in one query, decides every attach and merge in memory (so
+a batch of hundreds of events costs a handful of queries, not queries per event), then writes.
+
+Rules, by identifier role:
+- canonical identifiers may join profiles: two profiles they connect are merged, unless the merge
+  would push an identifier type past its per-profile limit (then the link is recorded as blocked);
+- handles attach to a profile but never join two (a Stripe customer id shared by a family);
+- anonymous identifiers join only into a known profile: an anonymous-only profile is absorbed by
+  the known profile it meets, but a device already tied to one person never joins a second one.
+
+The caller holds a lock that serialises resolution (processing takes it), so the state loaded at
+the start of a batch cannot change under it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+
+from django.conf import settings
+from django.db.models import Count
+
+from identity import domain
+from identity.models import BlockedValue, Identifier, IdentifierType, IdentityLink, Merge
+
+DETERMINISTIC_RULE = "co_observed"
+ANONYMOUS_RULE = "anonymous_into_known"
+
+
+@dataclass(eq=False)
+class ProfileState:
+    """A profile as the batch sees it: an existing row (id set) or one to create."""
+
+    id: int | None = None
+    counts: Counter = field(default_factory=Counter)  # identifiers per type id
+    merged_into: ProfileState | None = None
+    confidence: float = 1.0
+    new_identifiers: list = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class IdentifierState:
+    rule: domain.IdentifierRule
+    normalised: str
+    lookup_hash: str
+    profile: ProfileState
+    id: int | None = None
+    source_id: int | None = None
+    is_verified: bool = False
+    first_seen_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    changed: bool = False  # an existing row whose last_seen/verified needs writing
+
+
+@dataclass
+class PlannedLink:
+    a: IdentifierState
+    b: IdentifierState
+    status: str
+    reason: str
+    evidence: dict
+    created_at: datetime
+
+
+@dataclass
+class PlannedMerge:
+    survivor: ProfileState
+    absorbed: ProfileState
+    link: PlannedLink
+    rule: str
+    evidence: dict
+    created_at: datetime
+    moved_identifiers: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Observed:
+    type_slug: str
+    value: object
+    is_verified: bool = False
+
+
+def find(profile: ProfileState) -> ProfileState:
+    while profile.merged_into is not None:
+        profile = profile.merged_into
+    return profile
+
+
+@lru_cache(maxsize=65536)
+def _normalise_cached(normaliser: str, raw: str, region: str) -> str:
+    return domain.normalise(normaliser, raw, default_region=region)
+
+
+class BatchResolver:
+    def __init__(self):
+        types = list(IdentifierType.objects.all())
+        self.rules = {t.slug: t.as_rule() for t in types}
+        self.rules_by_id = {rule.id: rule for rule in self.rules.values()}
+        self.blocked = {
+            (type_id, value.lower())
+            for type_id, value in BlockedValue.objects.values_list("identifier_type_id", "value")
+        }
+        self.region = settings.PHONE_DEFAULT_REGION
+        self.identifiers: dict[tuple[int, str], IdentifierState] = {}
+        self.profiles: dict[int, ProfileState] = {}
+        self.new_profiles: list[ProfileState] = []
+        self.links: list[PlannedLink] = []
+        self.merges: list[PlannedMerge] = []
+        self._linked_pairs: set[tuple[int, int]] = set()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def normalise(self, observed: Observed) -> tuple[domain.IdentifierRule, str] | None:
+        """(rule, normalised value), or None for unknown types, invalid and blocked values."""
+        rule = self.rules.get(observed.type_slug)
+        if rule is None or observed.value is None or isinstance(observed.value, dict | list | bool):
+            return None
+        try:
+            normalised = _normalise_cached(rule.normaliser, str(observed.value), self.region)
+        except domain.InvalidIdentifier:
+            return None
+        lowered = normalised.lower()
+        if (rule.id, lowered) in self.blocked or (None, lowered) in self.blocked:
+            return None
+        return rule, normalised
+
+    def preload(self, keys: list[tuple[domain.IdentifierRule, str]]) -> None:
+        """Load every identifier the batch mentions, their profiles and those profiles' counts."""
+        from consent.vault import blind_index
+
+        wanted: dict[tuple[int, str], tuple[domain.IdentifierRule, str]] = {}
+        for rule, normalised in keys:
+            wanted[(rule.id, blind_index(rule.slug, normalised))] = (rule, normalised)
+        hashes = sorted({lookup_hash for _, lookup_hash in wanted})
+        rows = []
+        for start in range(0, len(hashes), 900):  # SQLite caps bound parameters
+            rows.extend(
+                Identifier.objects.filter(lookup_hash__in=hashes[start : start + 900]).values_list(
+                    "id",
+                    "identifier_type_id",
+                    "lookup_hash",
+                    "profile_id",
+                    "source_id",
+                    "is_verified",
+                    "first_seen_at",
+                    "last_seen_at",
+                )
+            )
+        profile_ids = sorted({row[3] for row in rows})
+        for profile_id in profile_ids:
+            self.profiles[profile_id] = ProfileState(id=profile_id)
+        for start in range(0, len(profile_ids), 900):
+            counts = (
+                Identifier.objects.filter(profile_id__in=profile_ids[start : start + 900])
+                .values_list("profile_id", "identifier_type_id")
+                .annotate(n=Count("id"))
+            )
+            for profile_id, type_id, n in counts:
+                self.profiles[profile_id].counts[type_id] = n
+        for identifier_id, type_id, lookup_hash, profile_id, source_id, is_verified, first_seen, last_seen in rows:
+            if (type_id, lookup_hash) not in wanted:
+                continue
+            rule, normalised = wanted[(type_id, lookup_hash)]
+            self.identifiers[(type_id, lookup_hash)] = IdentifierState(
+                rule=rule,
+                normalised=normalised,
+                lookup_hash=lookup_hash,
+                profile=self.profiles[profile_id],
+                id=identifier_id,
+                source_id=source_id,
+                is_verified=is_verified,
+                first_seen_at=first_seen,
+                last_seen_at=last_seen,
+            )
+
+    def _state_for(self, rule, normalised, *, source_id, is_verified, seen_at) -> IdentifierState:
+        from consent.vault import blind_index
+
+        lookup_hash = blind_index(rule.slug, normalised)
+        key = (rule.id, lookup_hash)
+        state = self.identifiers.get(key)
+        if state is None:
+            state = IdentifierState(
+                rule=rule,
+                normalised=normalised,
+                lookup_hash=lookup_hash,
+                profile=None,
+                source_id=source_id,
+                is_verified=is_verified,
+                first_seen_at=seen_at,
+                last_seen_at=seen_at,
+            )
+            self.identifiers[key] = state
+            return state
+        if seen_at > (state.last_seen_at or seen_at):
+            state.last_seen_at, state.changed = seen_at, True
+        if is_verified and not state.is_verified:
+            state.is_verified, state.changed = True, True
+        return state
+
+    # -- deciding ----------------------------------------------------------------------------
+
+    def observe(self, observed: list[Observed], *, source_id: int, seen_at: datetime, evidence: dict):
+        """Resolve the identifiers of one event. Returns (profile state, primary identifier state),
+        or (None, None) when no usable identifier is left."""
+        states: list[IdentifierState] = []
+        for item in observed:
+            normalised = self.normalise(item)
+            if normalised is None:
+                continue
+            rule, value = normalised
+            state = self._state_for(rule, value, source_id=source_id, is_verified=item.is_verified, seen_at=seen_at)
+            if state not in states:
+                states.append(state)
+        if not states:
+            return None, None
+        states.sort(key=lambda s: (-s.rule.priority, s.rule.slug))
+        primary = states[0]
+        # Links form a star around the anchor: an identifier already in the target profile, so
+        # every link this observation adds connects to the component it joins.
+        target, anchor = self._choose_target(states)
+        if target is None:
+            target = ProfileState()
+            self.new_profiles.append(target)
+        observation_is_known = any(state.rule.role != domain.ANONYMOUS for state in states)
+
+        # Join the profiles this observation connects, as the roles allow.
+        for state in states:
+            if state.profile is None:
+                continue
+            other = find(state.profile)
+            if other is target:
+                continue
+            role = state.rule.role
+            if role == domain.HANDLE:
+                self._plan_link(
+                    anchor, state, IdentityLink.BLOCKED, "handle identifiers never join two profiles", evidence, seen_at
+                )
+            elif role == domain.ANONYMOUS and (
+                self._is_known(other) or not (observation_is_known or self._is_known(target))
+            ):
+                # A device already tied to a person never joins a second one (shared devices),
+                # and two anonymous-only profiles never join each other.
+                continue
+            else:
+                rule = ANONYMOUS_RULE if role == domain.ANONYMOUS else DETERMINISTIC_RULE
+                target = self._merge(target, other, anchor, state, rule, evidence, seen_at)
+
+        # Attach identifiers seen for the first time, within the type limits.
+        for state in states:
+            if state.profile is not None:
+                continue
+            limit = state.rule.limit_per_profile
+            if limit is not None and target.counts[state.rule.id] + 1 > limit:
+                own = ProfileState()
+                self.new_profiles.append(own)
+                self._attach(state, own)
+                self._plan_link(
+                    anchor,
+                    state,
+                    IdentityLink.BLOCKED,
+                    f"attaching would give the profile {limit + 1} {state.rule.slug} identifiers (limit {limit})",
+                    evidence,
+                    seen_at,
+                )
+                continue
+            self._attach(state, target)
+            if anchor is None:
+                anchor = state
+            else:
+                self._plan_link(anchor, state, IdentityLink.ACTIVE, "", evidence, seen_at)
+        # The event belongs to the person its highest-priority identifier names: with two
+        # user_ids sharing one email, that is the user_id's profile, not the email's.
+        return find(primary.profile), primary
+
+    def _choose_target(self, states: list[IdentifierState]) -> tuple[ProfileState | None, IdentifierState | None]:
+        """The profile the observation joins, and the identifier that names it: the
+        highest-priority canonical identifier's, else a handle's, else an anonymous one's."""
+        for role in (domain.CANONICAL, domain.HANDLE, domain.ANONYMOUS):
+            for state in states:
+                if state.rule.role == role and state.profile is not None:
+                    return find(state.profile), state
+        return None, None
+
+    def _is_known(self, profile: ProfileState) -> bool:
+        return any(
+            n > 0 and self.rules_by_id[type_id].role != domain.ANONYMOUS for type_id, n in profile.counts.items()
+        )
+
+    def _attach(self, state: IdentifierState, profile: ProfileState) -> None:
+        state.profile = profile
+        profile.counts[state.rule.id] += 1
+        profile.new_identifiers.append(state)
+
+    def _merge(self, target, other, primary, state, rule, evidence, seen_at) -> ProfileState:
+        reason = domain.would_exceed_limits(target.counts, other.counts, self.rules_by_id)
+        if reason:
+            self._plan_link(primary, state, IdentityLink.BLOCKED, reason, evidence, seen_at)
+            return target
+        link = self._plan_link(primary, state, IdentityLink.ACTIVE, "", evidence, seen_at, force=True)
+        # The older profile survives, so long-lived ids stay stable; an anonymous profile never
+        # absorbs a known one.
+        survivor, absorbed = target, other
+        if rule != ANONYMOUS_RULE and other.id is not None and (target.id is None or other.id < target.id):
+            survivor, absorbed = other, target
+        absorbed.merged_into = survivor
+        survivor.counts.update(absorbed.counts)
+        survivor.confidence = min(survivor.confidence, absorbed.confidence, link_confidence(link))
+        self.merges.append(
+            PlannedMerge(
+                survivor=survivor, absorbed=absorbed, link=link, rule=rule, evidence=evidence, created_at=seen_at
+            )
+        )
+        return survivor
+
+    def _plan_link(self, a, b, status, reason, evidence, seen_at, force=False) -> PlannedLink | None:
+        if a is None or a is b:
+            return None
+        pair = (id(a), id(b)) if id(a) < id(b) else (id(b), id(a))
+        if pair in self._linked_pairs and not force:
+            return None
+        self._linked_pairs.add(pair)
+        link = PlannedLink(a=a, b=b, status=status, reason=reason[:300], evidence=evidence, created_at=seen_at)
+        self.links.append(link)
+        return link
+
+    # -- results -----------------------------------------------------------------------------
+
+    def touched_roots(self) -> list[ProfileState]:
+        """Every surviving profile the batch touched (existing and new), each once."""
+        seen, roots = set(), []
+        for profile in [*self.profiles.values(), *self.new_profiles]:
+            root = find(profile)
+            if id(root) not in seen:
+                seen.add(id(root))
+                roots.append(root)
+        return roots
+
+    def write_identity(self, *, create_profiles) -> None:
+        """Write new profiles (through the caller, who knows their field values), merges,
+        identifiers and links. Afterwards every state has an id."""
+        create_profiles([p for p in self.new_profiles])
+        new_identifiers = [state for state in self.identifiers.values() if state.id is None]
+        rows = [
+            Identifier(
+                identifier_type_id=state.rule.id,
+                profile_id=find(state.profile).id,
+                source_id=state.source_id,
+                is_verified=state.is_verified,
+                first_seen_at=state.first_seen_at,
+                last_seen_at=state.last_seen_at,
+                **Identifier.stored_values(state.rule, state.normalised),
+            )
+            for state in new_identifiers
+        ]
+        Identifier.objects.bulk_create(rows, batch_size=500)
+        for state, row in zip(new_identifiers, rows, strict=True):
+            state.id = row.pk
+        changed = [state for state in self.identifiers.values() if state.changed and state.id is not None]
+        if changed:
+            Identifier.objects.bulk_update(
+                [Identifier(pk=s.id, last_seen_at=s.last_seen_at, is_verified=s.is_verified) for s in changed],
+                ["last_seen_at", "is_verified"],
+                batch_size=500,
+            )
+        self._write_merges()
+        self._write_links()
+
+    def _write_links(self) -> None:
+        plain = [link for link in self.links if not any(m.link is link for m in self.merges)]
+        rows = []
+        for link in plain:
+            low, high = sorted((link.a.id, link.b.id))
+            rows.append(
+                IdentityLink(
+                    from_identifier_id=low,
+                    to_identifier_id=high,
+                    status=link.status,
+                    reason=link.reason,
+                    rule=DETERMINISTIC_RULE,
+                    evidence=link.evidence,
+                    created_at=link.created_at,
+                    kind=IdentityLink.DETERMINISTIC,
+                )
+            )
+        IdentityLink.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+
+    def _write_merges(self) -> None:
+        from profiles.services.moves import profile_rows_move
+
+        for merge in self.merges:
+            low, high = sorted((merge.link.a.id, merge.link.b.id))
+            link, created = IdentityLink.objects.get_or_create(
+                from_identifier_id=low,
+                to_identifier_id=high,
+                defaults=dict(
+                    status=IdentityLink.ACTIVE,
+                    rule=merge.rule,
+                    evidence=merge.evidence,
+                    created_at=merge.created_at,
+                    kind=IdentityLink.DETERMINISTIC,
+                ),
+            )
+            if not created and link.status != IdentityLink.ACTIVE:
+                link.status, link.reason = IdentityLink.ACTIVE, ""
+                link.save(update_fields=["status", "reason"])
+            survivor_id, absorbed_id = merge.survivor.id, merge.absorbed.id
+            moved = profile_rows_move(from_profile_id=absorbed_id, to_profile_id=survivor_id)
+            Merge.objects.create(
+                survivor_id=survivor_id,
+                absorbed_id=absorbed_id,
+                link=link,
+                rule=merge.rule,
+                actor=f"rule:{merge.rule}",
+                confidence=link.confidence,
+                evidence=merge.evidence,
+                moved=moved,
+                created_at=merge.created_at,
+            )
+
+
+def link_confidence(link: PlannedLink | None) -> float:
+    return 1.0

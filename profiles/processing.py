@@ -1,0 +1,450 @@
+"""From pending raw events to profiles: claim, map, check contracts, resolve identity, write.
+
+A batch is claimed with `SELECT ... FOR UPDATE SKIP LOCKED` (PostgreSQL) inside one transaction
+that also writes everything the batch produces and marks the rows processed. A worker killed
+half-way rolls the whole batch back, so the rows are pending again and nothing is applied twice.
+Raw event status is the durable record of pending work; django-q2 tasks only nudge.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from consent.models import ConsentRecord
+from identity.resolver import BatchResolver, Observed, ProfileState, find
+from profiles import traits as trait_rules
+from profiles.contracts import Contract, check_event
+from profiles.domain import CanonicalEvent, MappingError
+from profiles.mappers import mapper_for
+from profiles.models import Event, EventContract, Profile, RawEvent, SchemaDrift, TraitValue
+
+logger = logging.getLogger(__name__)
+
+# Any constant: the key of the advisory lock that serialises identity resolution on PostgreSQL.
+IDENTITY_LOCK_KEY = 7_345_001
+
+
+@dataclass
+class ProcessResult:
+    claimed: int = 0
+    processed: int = 0
+    quarantined: int = 0
+    failed: int = 0
+    events: int = 0
+
+    def add(self, other: ProcessResult) -> None:
+        for name in ("claimed", "processed", "quarantined", "failed", "events"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class _Accepted:
+    raw: RawEvent
+    events: list[CanonicalEvent]
+
+
+@dataclass
+class _ProfileDelta:
+    """What a batch adds to one (root) profile."""
+
+    traits: list = field(default_factory=list)  # (key, value, provenance entry)
+    consent: list = field(default_factory=list)  # (purpose, is_granted, captured_at, source_id)
+    revenue: Decimal = Decimal("0")
+    first_seen_at: datetime | None = None
+    last_seen_at: datetime | None = None
+
+    def seen(self, at: datetime) -> None:
+        self.first_seen_at = at if self.first_seen_at is None else min(self.first_seen_at, at)
+        self.last_seen_at = at if self.last_seen_at is None else max(self.last_seen_at, at)
+
+
+def raw_events_process(
+    *, limit: int | None = None, batch_size: int | None = None, pending_before: datetime | None = None
+) -> ProcessResult:
+    """Process pending raw events until none are left (or `limit` are claimed)."""
+    batch_size = batch_size or settings.PROCESSING_BATCH_SIZE
+    total = ProcessResult()
+    while limit is None or total.claimed < limit:
+        size = batch_size if limit is None else min(batch_size, limit - total.claimed)
+        result = _process_batch(size, pending_before)
+        if result.claimed == 0:
+            break
+        total.add(result)
+    return total
+
+
+def raw_events_sweep() -> ProcessResult:
+    """The sweeper: claim raw events left pending for too long (a lost task, a killed worker)."""
+    cutoff = timezone.now() - timedelta(seconds=settings.SWEEPER_PENDING_AFTER_SECONDS)
+    result = raw_events_process(pending_before=cutoff)
+    if result.claimed:
+        logger.warning("raw_events_swept claimed=%s processed=%s", result.claimed, result.processed)
+    return result
+
+
+def raw_events_replay(*, raw_event_ids: list[int]) -> int:
+    """Put quarantined or failed raw events back in the queue and process them now."""
+    with transaction.atomic():
+        count = RawEvent.objects.filter(
+            id__in=raw_event_ids, status__in=[RawEvent.QUARANTINED, RawEvent.FAILED]
+        ).update(status=RawEvent.PENDING, error="")
+    if count:
+        raw_events_process()
+    return count
+
+
+def _claim(size: int, pending_before: datetime | None) -> list[int]:
+    table = RawEvent._meta.db_table
+    condition, params = "status = %s", [RawEvent.PENDING]
+    if pending_before is not None:
+        condition += " AND received_at < %s"
+        params.append(pending_before)
+    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    # Only constants are interpolated (table name, fixed clauses); values go in as parameters.
+    sql = (
+        f"UPDATE {table} SET attempts = attempts + 1 WHERE id IN "  # noqa: S608
+        f"(SELECT id FROM {table} WHERE {condition} ORDER BY id LIMIT %s{skip_locked}) RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, size])
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def _lock_identity() -> None:
+    # One resolver at a time: two workers must never interleave on the same component. SQLite
+    # transactions are already serialised (BEGIN IMMEDIATE).
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [IDENTITY_LOCK_KEY])
+
+
+def _process_batch(size: int, pending_before: datetime | None) -> ProcessResult:
+    ids: list[int] = []
+    try:
+        with transaction.atomic():
+            ids = _claim(size, pending_before)
+            if not ids:
+                return ProcessResult()
+            raws = list(RawEvent.objects.filter(id__in=ids).select_related("source").order_by("id"))
+            return _apply(raws)
+    except Exception:
+        if not ids:
+            raise
+        logger.exception("raw_event_batch_failed; retrying its events one by one")
+    # One bad event must not hold back the others: retry each alone, isolating the failure.
+    total = ProcessResult()
+    for raw_id in ids:
+        total.add(_process_single(raw_id))
+    return total
+
+
+def _process_single(raw_id: int) -> ProcessResult:
+    try:
+        with transaction.atomic():
+            raw = (
+                RawEvent.objects.select_for_update()
+                .select_related("source")
+                .filter(pk=raw_id, status=RawEvent.PENDING)
+                .first()
+            )
+            if raw is None:
+                return ProcessResult()
+            RawEvent.objects.filter(pk=raw_id).update(attempts=raw.attempts + 1)
+            return _apply([raw])
+    except Exception as error:
+        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+        RawEvent.objects.filter(pk=raw_id, status=RawEvent.PENDING).update(
+            status=RawEvent.FAILED, error=f"processing failed: {detail}"[:2000], processed_at=timezone.now()
+        )
+        logger.exception("raw_event_failed raw_event_id=%s", raw_id)
+        return ProcessResult(claimed=1, failed=1)
+
+
+def _active_contracts() -> dict[str, Contract]:
+    return {
+        c.event_type: Contract(c.event_type, c.required or {}, c.optional or {})
+        for c in EventContract.objects.filter(is_active=True)
+    }
+
+
+def _apply(raws: list[RawEvent]) -> ProcessResult:
+    now = timezone.now()
+    result = ProcessResult(claimed=len(raws))
+    contracts = _active_contracts()
+    statuses: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    accepted: list[_Accepted] = []
+    drift: Counter = Counter()
+
+    for raw in raws:
+        try:
+            events = mapper_for(raw.source.kind)(raw)
+        except MappingError as error:
+            statuses[RawEvent.QUARANTINED].append((raw.pk, f"mapping: {error}"))
+            continue
+        except Exception as error:  # a mapper bug: keep the event, say why, replay after a fix
+            statuses[RawEvent.FAILED].append((raw.pk, f"mapper error: {type(error).__name__}: {error}"))
+            continue
+        violations, unknown = [], []
+        for event in events:
+            if event.type is None:
+                if event.occurred_at is None or event.occurred_at.tzinfo is None:
+                    violations.append("occurred_at must be a timezone-aware timestamp")
+                continue
+            check = check_event(contracts.get(event.type), event.type, event.occurred_at, event.properties)
+            violations.extend(check.violations)
+            unknown.extend((event.type, name) for name in check.unknown_properties)
+        if violations:
+            statuses[RawEvent.QUARANTINED].append((raw.pk, "contract: " + "; ".join(violations)))
+            continue
+        for event_type, name in unknown:
+            drift[(raw.source_id, event_type, name)] += 1
+        accepted.append(_Accepted(raw, events))
+
+    _lock_identity()
+    resolver = BatchResolver()
+    resolver.preload(
+        [
+            normalised
+            for item in accepted
+            for event in item.events
+            for observed in event.identifiers
+            if (normalised := resolver.normalise(Observed(observed.type, observed.value, observed.is_verified)))
+        ]
+    )
+
+    # Decide identity for every event, in arrival order.
+    planned = []  # (raw, sequence, event, target profile state, primary identifier state)
+    for item in accepted:
+        raw = item.raw
+        evidence = {"raw_event_id": raw.pk, "source": raw.source.slug, "external_id": raw.external_id}
+        resolved = []
+        for sequence, event in enumerate(item.events):
+            target, primary = resolver.observe(
+                [Observed(o.type, o.value, o.is_verified) for o in event.identifiers],
+                source_id=raw.source_id,
+                seen_at=event.occurred_at,
+                evidence={**evidence, "event_type": event.type or "", "sequence": sequence},
+            )
+            if target is None:
+                break
+            resolved.append((raw, sequence, event, target, primary))
+        if len(resolved) != len(item.events):
+            statuses[RawEvent.QUARANTINED].append(
+                (raw.pk, "identity: no usable identifier (missing, invalid or blocked values)")
+            )
+            continue
+        planned.extend(resolved)
+        statuses[RawEvent.PROCESSED].append((raw.pk, ""))
+
+    deltas = _deltas(planned)
+    existing = Profile.objects.in_bulk([p.id for p in resolver.profiles.values()])
+
+    def create_profiles(states: list[ProfileState]) -> None:
+        rows = [Profile(created_at=now, updated_at=now) for _ in states]
+        Profile.objects.bulk_create(rows, batch_size=500)
+        for state, row in zip(states, rows, strict=True):
+            state.id = row.pk
+            existing[row.pk] = row
+
+    resolver.write_identity(create_profiles=create_profiles)
+    result.events = _write_events(planned, now)
+    _write_profiles(resolver, existing, deltas, now)
+    _write_drift(drift, now)
+    _write_statuses(statuses, now)
+    result.processed = len(statuses[RawEvent.PROCESSED])
+    result.quarantined = len(statuses[RawEvent.QUARANTINED])
+    result.failed = len(statuses[RawEvent.FAILED])
+    return result
+
+
+def _deltas(planned) -> dict[int, _ProfileDelta]:
+    """Per target profile state (keyed by id() until ids exist), what this batch adds."""
+    deltas: dict[int, _ProfileDelta] = defaultdict(_ProfileDelta)
+    for raw, _sequence, event, target, _primary in planned:
+        delta = deltas[id(target)]
+        delta.seen(event.occurred_at)
+        if event.revenue:
+            delta.revenue += Decimal(str(event.revenue))
+        priority = raw.source.priority
+        for key, value in event.traits.items():
+            entry = trait_rules.provenance(
+                source_id=raw.source_id,
+                priority=priority,
+                observed_at=event.occurred_at,
+                is_verified=key in event.verified_traits,
+                raw_event_id=raw.pk,
+            )
+            delta.traits.append((key, value, entry))
+        for consent in event.consent:
+            delta.consent.append((consent, event.occurred_at, raw))
+    return deltas
+
+
+def _write_events(planned, now: datetime) -> int:
+    events, trait_values, consent_records = [], [], []
+    for raw, sequence, event, target, primary in planned:
+        profile_id = find(target).id
+        if event.type is not None:
+            events.append(
+                Event(
+                    profile_id=profile_id,
+                    source_id=raw.source_id,
+                    raw_event_id=raw.pk,
+                    sequence=sequence,
+                    type=event.type,
+                    name=event.name[:200],
+                    occurred_at=event.occurred_at,
+                    received_at=raw.received_at,
+                    properties=event.properties,
+                    revenue=event.revenue,
+                    currency=(event.currency or "")[:3].upper(),
+                    identifier_id=primary.id,
+                )
+            )
+        for key, value in event.traits.items():
+            trait_values.append(
+                TraitValue(
+                    profile_id=profile_id,
+                    key=key,
+                    value=value,
+                    source_id=raw.source_id,
+                    raw_event_id=raw.pk,
+                    identifier_id=primary.id,
+                    observed_at=event.occurred_at,
+                    is_verified=key in event.verified_traits,
+                )
+            )
+        for consent in event.consent:
+            consent_records.append(
+                ConsentRecord(
+                    profile_id=profile_id,
+                    purpose=consent.purpose,
+                    is_granted=consent.is_granted,
+                    source_id=raw.source_id,
+                    raw_event_id=raw.pk,
+                    captured_at=event.occurred_at,
+                    scope=consent.scope[:200],
+                    evidence=consent.evidence,
+                )
+            )
+    Event.objects.bulk_create(events, batch_size=500)
+    TraitValue.objects.bulk_create(trait_values, batch_size=500)
+    ConsentRecord.objects.bulk_create(consent_records, batch_size=500)
+    return len(events)
+
+
+def _write_profiles(resolver: BatchResolver, existing: dict[int, Profile], deltas, now: datetime) -> None:
+    """Recompute the materialised fields of every surviving profile the batch touched."""
+    # Deltas were keyed by the state an event targeted; fold them into the surviving root.
+    by_root: dict[int, list[_ProfileDelta]] = defaultdict(list)
+    states = {id(p): p for p in [*resolver.profiles.values(), *resolver.new_profiles]}
+    for state_key, delta in deltas.items():
+        by_root[id(find(states[state_key]))].append(delta)
+    absorbed_by_root: dict[int, list[int]] = defaultdict(list)
+    for merge in resolver.merges:
+        absorbed_by_root[id(find(merge.survivor))].append(merge.absorbed.id)
+
+    updated = []
+    for root in resolver.touched_roots():
+        profile = existing[root.id]
+        profile.status, profile.merged_into_id = Profile.ACTIVE, None
+        profile_traits, provenance = dict(profile.traits or {}), dict(profile.trait_provenance or {})
+        consent_summary = dict(profile.consent or {})
+        revenue = profile.lifetime_revenue or Decimal("0")
+        first_seen, last_seen = profile.first_seen_at, profile.last_seen_at
+        for absorbed_id in absorbed_by_root.get(id(root), []):
+            absorbed = existing.get(absorbed_id)
+            if absorbed is None:
+                continue
+            profile_traits, provenance = trait_rules.combine_traits(
+                profile_traits, provenance, absorbed.traits or {}, absorbed.trait_provenance or {}
+            )
+            consent_summary = trait_rules.combine_consent(consent_summary, absorbed.consent or {})
+            revenue += absorbed.lifetime_revenue or Decimal("0")
+            first_seen = _earliest(first_seen, absorbed.first_seen_at)
+            last_seen = _latest(last_seen, absorbed.last_seen_at)
+        for delta in by_root.get(id(root), []):
+            for key, value, entry in delta.traits:
+                trait_rules.apply_trait(profile_traits, provenance, key, value, entry)
+            for consent, captured_at, raw in delta.consent:
+                trait_rules.apply_consent(
+                    consent_summary,
+                    consent.purpose,
+                    is_granted=consent.is_granted,
+                    captured_at=captured_at,
+                    source_id=raw.source_id,
+                )
+            revenue += delta.revenue
+            first_seen = _earliest(first_seen, delta.first_seen_at)
+            last_seen = _latest(last_seen, delta.last_seen_at)
+        profile.traits, profile.trait_provenance, profile.consent = profile_traits, provenance, consent_summary
+        profile.lifetime_revenue = revenue
+        profile.first_seen_at, profile.last_seen_at = first_seen, last_seen
+        profile.merge_confidence = min(profile.merge_confidence, root.confidence)
+        profile.lifecycle = trait_rules.lifecycle(
+            is_known=resolver._is_known(root), lifetime_revenue=revenue, last_seen_at=last_seen, now=now
+        )
+        profile.updated_at = now
+        updated.append(profile)
+    Profile.objects.bulk_update(
+        updated,
+        [
+            "status",
+            "merged_into",
+            "traits",
+            "trait_provenance",
+            "consent",
+            "lifetime_revenue",
+            "first_seen_at",
+            "last_seen_at",
+            "merge_confidence",
+            "lifecycle",
+            "updated_at",
+        ],
+        batch_size=250,
+    )
+
+
+def _earliest(a, b):
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _latest(a, b):
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _write_drift(drift: Counter, now: datetime) -> None:
+    for (source_id, event_type, name), count in sorted(drift.items()):
+        updated = SchemaDrift.objects.filter(
+            source_id=source_id, event_type=event_type, property_name=name[:200]
+        ).update(occurrences=F("occurrences") + count, last_seen_at=now)
+        if not updated:
+            SchemaDrift.objects.create(
+                source_id=source_id,
+                event_type=event_type,
+                property_name=name[:200],
+                occurrences=count,
+                first_seen_at=now,
+                last_seen_at=now,
+            )
+
+
+def _write_statuses(statuses: dict[str, list[tuple[int, str]]], now: datetime) -> None:
+    processed = [raw_id for raw_id, _ in statuses.get(RawEvent.PROCESSED, [])]
+    for start in range(0, len(processed), 900):
+        RawEvent.objects.filter(id__in=processed[start : start + 900]).update(
+            status=RawEvent.PROCESSED, error="", processed_at=now
+        )
+    for status in (RawEvent.QUARANTINED, RawEvent.FAILED):
+        for raw_id, error in statuses.get(status, []):
+            RawEvent.objects.filter(pk=raw_id).update(status=status, error=error[:2000], processed_at=now)

@@ -191,7 +191,7 @@ WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS = 300
 PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "US")
 # Raw events pending for longer than this are claimed by the sweeper.
 SWEEPER_PENDING_AFTER_SECONDS = int(os.environ.get("SWEEPER_PENDING_AFTER_SECONDS", "60"))
-PROCESSING_BATCH_SIZE = int(os.environ.get("PROCESSING_BATCH_SIZE", "500"))
+PROCESSING_BATCH_SIZE = int(os.environ.get("PROCESSING_BATCH_SIZE", "1000"))
 
 LOGGING = {
     "version": 1,

@@ -66,7 +66,8 @@ class Identifier(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["identifier_type", "lookup_hash"], name="identifier_unique_value")
+            # Led by the blind index: resolution looks identifiers up by hash.
+            models.UniqueConstraint(fields=["lookup_hash", "identifier_type"], name="identifier_unique_value")
         ]
         indexes = [models.Index(fields=["profile", "identifier_type"])]
 

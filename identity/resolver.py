@@ -25,6 +25,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.db.models import Count
 
+from cdp_site.db import insert_rows, update_rows
 from identity import domain
 from identity.models import BlockedValue, Identifier, IdentifierType, IdentityLink, Merge
 
@@ -361,34 +362,50 @@ class BatchResolver:
         Identifier.objects.bulk_create(rows, batch_size=500)
         for state, row in zip(new_identifiers, rows, strict=True):
             state.id = row.pk
-        changed = [state for state in self.identifiers.values() if state.changed and state.id is not None]
-        if changed:
-            Identifier.objects.bulk_update(
-                [Identifier(pk=s.id, last_seen_at=s.last_seen_at, is_verified=s.is_verified) for s in changed],
-                ["last_seen_at", "is_verified"],
-                batch_size=500,
-            )
+        update_rows(
+            Identifier,
+            ["last_seen_at", "is_verified"],
+            [(s.id, s.last_seen_at, s.is_verified) for s in self.identifiers.values() if s.changed and s.id],
+        )
         self._write_merges()
         self._write_links()
 
     def _write_links(self) -> None:
-        plain = [link for link in self.links if not any(m.link is link for m in self.merges)]
+        merge_links = {id(merge.link) for merge in self.merges}
         rows = []
-        for link in plain:
+        for link in self.links:
+            if id(link) in merge_links:
+                continue
             low, high = sorted((link.a.id, link.b.id))
             rows.append(
-                IdentityLink(
-                    from_identifier_id=low,
-                    to_identifier_id=high,
-                    status=link.status,
-                    reason=link.reason,
-                    rule=DETERMINISTIC_RULE,
-                    evidence=link.evidence,
-                    created_at=link.created_at,
-                    kind=IdentityLink.DETERMINISTIC,
+                (
+                    low,
+                    high,
+                    IdentityLink.DETERMINISTIC,
+                    link.status,
+                    1.0,
+                    DETERMINISTIC_RULE,
+                    link.evidence,
+                    link.reason,
+                    link.created_at,
                 )
             )
-        IdentityLink.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+        insert_rows(
+            IdentityLink,
+            [
+                "from_identifier",
+                "to_identifier",
+                "kind",
+                "status",
+                "confidence",
+                "rule",
+                "evidence",
+                "reason",
+                "created_at",
+            ],
+            rows,
+            ignore_conflicts=True,
+        )
 
     def _write_merges(self) -> None:
         from profiles.services.moves import profile_rows_move

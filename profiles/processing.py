@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from cdp_site.db import insert_rows, update_rows
 from consent.models import ConsentRecord
 from identity.resolver import BatchResolver, Observed, ProfileState, find
 from profiles import traits as trait_rules
@@ -57,7 +58,7 @@ class _Accepted:
 class _ProfileDelta:
     """What a batch adds to one (root) profile."""
 
-    traits: list = field(default_factory=list)  # (key, value, provenance entry)
+    traits: list = field(default_factory=list)  # (key, value, provenance entry, identifier state)
     consent: list = field(default_factory=list)  # (purpose, is_granted, captured_at, source_id)
     revenue: Decimal = Decimal("0")
     first_seen_at: datetime | None = None
@@ -104,20 +105,17 @@ def raw_events_replay(*, raw_event_ids: list[int]) -> int:
 
 
 def _claim(size: int, pending_before: datetime | None) -> list[int]:
-    table = RawEvent._meta.db_table
-    condition, params = "status = %s", [RawEvent.PENDING]
+    """Lock a batch of pending rows for this transaction; other workers skip them (PostgreSQL).
+
+    SQLite has no row locks, but its write transactions are serialised (BEGIN IMMEDIATE).
+    The attempt is counted by the same transaction that records the outcome.
+    """
+    rows = RawEvent.objects.filter(status=RawEvent.PENDING)
     if pending_before is not None:
-        condition += " AND received_at < %s"
-        params.append(pending_before)
-    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    # Only constants are interpolated (table name, fixed clauses); values go in as parameters.
-    sql = (
-        f"UPDATE {table} SET attempts = attempts + 1 WHERE id IN "  # noqa: S608
-        f"(SELECT id FROM {table} WHERE {condition} ORDER BY id LIMIT %s{skip_locked}) RETURNING id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, size])
-        return sorted(row[0] for row in cursor.fetchall())
+        rows = rows.filter(received_at__lt=pending_before)
+    if connection.features.has_select_for_update_skip_locked:
+        rows = rows.select_for_update(skip_locked=True)
+    return list(rows.order_by("id").values_list("id", flat=True)[:size])
 
 
 def _lock_identity() -> None:
@@ -159,12 +157,14 @@ def _process_single(raw_id: int) -> ProcessResult:
             )
             if raw is None:
                 return ProcessResult()
-            RawEvent.objects.filter(pk=raw_id).update(attempts=raw.attempts + 1)
             return _apply([raw])
     except Exception as error:
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         RawEvent.objects.filter(pk=raw_id, status=RawEvent.PENDING).update(
-            status=RawEvent.FAILED, error=f"processing failed: {detail}"[:2000], processed_at=timezone.now()
+            status=RawEvent.FAILED,
+            error=f"processing failed: {detail}"[:2000],
+            processed_at=timezone.now(),
+            attempts=F("attempts") + 1,
         )
         logger.exception("raw_event_failed raw_event_id=%s", raw_id)
         return ProcessResult(claimed=1, failed=1)
@@ -270,7 +270,7 @@ def _apply(raws: list[RawEvent]) -> ProcessResult:
 def _deltas(planned) -> dict[int, _ProfileDelta]:
     """Per target profile state (keyed by id() until ids exist), what this batch adds."""
     deltas: dict[int, _ProfileDelta] = defaultdict(_ProfileDelta)
-    for raw, _sequence, event, target, _primary in planned:
+    for raw, _sequence, event, target, primary in planned:
         delta = deltas[id(target)]
         delta.seen(event.occurred_at)
         if event.revenue:
@@ -284,62 +284,78 @@ def _deltas(planned) -> dict[int, _ProfileDelta]:
                 is_verified=key in event.verified_traits,
                 raw_event_id=raw.pk,
             )
-            delta.traits.append((key, value, entry))
+            delta.traits.append((key, value, entry, primary))
         for consent in event.consent:
             delta.consent.append((consent, event.occurred_at, raw))
     return deltas
 
 
+EVENT_FIELDS = [
+    "profile",
+    "source",
+    "raw_event",
+    "sequence",
+    "type",
+    "name",
+    "occurred_at",
+    "received_at",
+    "properties",
+    "revenue",
+    "currency",
+    "identifier",
+]
+TRAIT_VALUE_FIELDS = ["profile", "key", "value", "source", "raw_event", "identifier", "observed_at", "is_verified"]
+CONSENT_FIELDS = [
+    "profile",
+    "purpose",
+    "is_granted",
+    "source",
+    "raw_event",
+    "captured_at",
+    "recorded_at",
+    "scope",
+    "evidence",
+]
+
+
 def _write_events(planned, now: datetime) -> int:
-    events, trait_values, consent_records = [], [], []
+    events, consent_records = [], []
     for raw, sequence, event, target, primary in planned:
         profile_id = find(target).id
         if event.type is not None:
+            revenue = Decimal(str(event.revenue)) if event.revenue is not None else None
             events.append(
-                Event(
-                    profile_id=profile_id,
-                    source_id=raw.source_id,
-                    raw_event_id=raw.pk,
-                    sequence=sequence,
-                    type=event.type,
-                    name=event.name[:200],
-                    occurred_at=event.occurred_at,
-                    received_at=raw.received_at,
-                    properties=event.properties,
-                    revenue=event.revenue,
-                    currency=(event.currency or "")[:3].upper(),
-                    identifier_id=primary.id,
-                )
-            )
-        for key, value in event.traits.items():
-            trait_values.append(
-                TraitValue(
-                    profile_id=profile_id,
-                    key=key,
-                    value=value,
-                    source_id=raw.source_id,
-                    raw_event_id=raw.pk,
-                    identifier_id=primary.id,
-                    observed_at=event.occurred_at,
-                    is_verified=key in event.verified_traits,
+                (
+                    profile_id,
+                    raw.source_id,
+                    raw.pk,
+                    sequence,
+                    event.type,
+                    event.name[:200],
+                    event.occurred_at,
+                    raw.received_at,
+                    event.properties,
+                    revenue,
+                    (event.currency or "")[:3].upper(),
+                    primary.id,
                 )
             )
         for consent in event.consent:
             consent_records.append(
-                ConsentRecord(
-                    profile_id=profile_id,
-                    purpose=consent.purpose,
-                    is_granted=consent.is_granted,
-                    source_id=raw.source_id,
-                    raw_event_id=raw.pk,
-                    captured_at=event.occurred_at,
-                    scope=consent.scope[:200],
-                    evidence=consent.evidence,
+                (
+                    profile_id,
+                    consent.purpose,
+                    consent.is_granted,
+                    raw.source_id,
+                    raw.pk,
+                    event.occurred_at,
+                    now,
+                    consent.scope[:200],
+                    consent.evidence,
                 )
             )
-    Event.objects.bulk_create(events, batch_size=500)
-    TraitValue.objects.bulk_create(trait_values, batch_size=500)
-    ConsentRecord.objects.bulk_create(consent_records, batch_size=500)
+    insert_rows(Event, EVENT_FIELDS, events)
+    insert_rows(ConsentRecord, CONSENT_FIELDS, consent_records)
     return len(events)
 
 
@@ -354,7 +370,7 @@ def _write_profiles(resolver: BatchResolver, existing: dict[int, Profile], delta
     for merge in resolver.merges:
         absorbed_by_root[id(find(merge.survivor))].append(merge.absorbed.id)
 
-    updated = []
+    updated, trait_rows = [], []
     for root in resolver.touched_roots():
         profile = existing[root.id]
         profile.status, profile.merged_into_id = Profile.ACTIVE, None
@@ -374,8 +390,22 @@ def _write_profiles(resolver: BatchResolver, existing: dict[int, Profile], delta
             first_seen = _earliest(first_seen, absorbed.first_seen_at)
             last_seen = _latest(last_seen, absorbed.last_seen_at)
         for delta in by_root.get(id(root), []):
-            for key, value, entry in delta.traits:
+            for key, value, entry, identifier in delta.traits:
+                if trait_rules.refresh_if_repeated(profile_traits, provenance, key, value, entry):
+                    continue  # the same value from the same source again: history gains nothing
                 trait_rules.apply_trait(profile_traits, provenance, key, value, entry)
+                trait_rows.append(
+                    (
+                        root.id,
+                        key,
+                        value,
+                        entry["source_id"],
+                        entry["raw_event_id"],
+                        identifier.id,
+                        trait_rules.observed_at(entry),
+                        entry["is_verified"],
+                    )
+                )
             for consent, captured_at, raw in delta.consent:
                 trait_rules.apply_consent(
                     consent_summary,
@@ -394,25 +424,39 @@ def _write_profiles(resolver: BatchResolver, existing: dict[int, Profile], delta
         profile.lifecycle = trait_rules.lifecycle(
             is_known=resolver._is_known(root), lifetime_revenue=revenue, last_seen_at=last_seen, now=now
         )
-        profile.updated_at = now
-        updated.append(profile)
-    Profile.objects.bulk_update(
-        updated,
-        [
-            "status",
-            "merged_into",
-            "traits",
-            "trait_provenance",
-            "consent",
-            "lifetime_revenue",
-            "first_seen_at",
-            "last_seen_at",
-            "merge_confidence",
-            "lifecycle",
-            "updated_at",
-        ],
-        batch_size=250,
-    )
+        updated.append(
+            (
+                profile.pk,
+                Profile.ACTIVE,
+                None,
+                profile_traits,
+                provenance,
+                consent_summary,
+                revenue,
+                first_seen,
+                last_seen,
+                profile.merge_confidence,
+                profile.lifecycle,
+                now,
+            )
+        )
+    update_rows(Profile, PROFILE_FIELDS, updated)
+    insert_rows(TraitValue, TRAIT_VALUE_FIELDS, trait_rows)
+
+
+PROFILE_FIELDS = [
+    "status",
+    "merged_into",
+    "traits",
+    "trait_provenance",
+    "consent",
+    "lifetime_revenue",
+    "first_seen_at",
+    "last_seen_at",
+    "merge_confidence",
+    "lifecycle",
+    "updated_at",
+]
 
 
 def _earliest(a, b):
@@ -443,8 +487,10 @@ def _write_statuses(statuses: dict[str, list[tuple[int, str]]], now: datetime) -
     processed = [raw_id for raw_id, _ in statuses.get(RawEvent.PROCESSED, [])]
     for start in range(0, len(processed), 900):
         RawEvent.objects.filter(id__in=processed[start : start + 900]).update(
-            status=RawEvent.PROCESSED, error="", processed_at=now
+            status=RawEvent.PROCESSED, error="", processed_at=now, attempts=F("attempts") + 1
         )
     for status in (RawEvent.QUARANTINED, RawEvent.FAILED):
         for raw_id, error in statuses.get(status, []):
-            RawEvent.objects.filter(pk=raw_id).update(status=status, error=error[:2000], processed_at=now)
+            RawEvent.objects.filter(pk=raw_id).update(
+                status=status, error=error[:2000], processed_at=now, attempts=F("attempts") + 1
+            )

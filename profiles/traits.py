@@ -20,7 +20,7 @@ def provenance(*, source_id: int, priority: int, observed_at: datetime, is_verif
     }
 
 
-def _observed(entry: dict) -> datetime:
+def observed_at(entry: dict) -> datetime:
     return parse_datetime(entry["observed_at"]) if isinstance(entry["observed_at"], str) else entry["observed_at"]
 
 
@@ -35,7 +35,24 @@ def observation_wins(candidate: dict, current: dict | None) -> bool:
         return candidate.get("is_verified", False)
     if candidate.get("priority", 0) != current.get("priority", 0):
         return candidate.get("priority", 0) > current.get("priority", 0)
-    return _observed(candidate) >= _observed(current)
+    return observed_at(candidate) >= observed_at(current)
+
+
+def refresh_if_repeated(traits: dict, trait_provenance: dict, key: str, value, entry: dict) -> bool:
+    """An observation that repeats the current value from the same source, with the same
+    verification, only refreshes when it was last seen. Returns True when that is all it was."""
+    current = trait_provenance.get(key)
+    if (
+        current is None
+        or key not in traits
+        or traits[key] != value
+        or current.get("source_id") != entry["source_id"]
+        or current.get("is_verified", False) != entry["is_verified"]
+    ):
+        return False
+    if observed_at(entry) > observed_at(current):
+        trait_provenance[key] = {**current, "observed_at": entry["observed_at"], "raw_event_id": entry["raw_event_id"]}
+    return True
 
 
 def apply_trait(traits: dict, trait_provenance: dict, key: str, value, entry: dict) -> None:

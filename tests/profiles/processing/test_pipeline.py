@@ -298,3 +298,17 @@ def test_a_batch_merging_inside_itself_keeps_every_event(send):
     assert Event.objects.filter(profile=profile).count() == 4
     assert Profile.objects.filter(status=Profile.ACTIVE).count() == 1
     assert Merge.objects.count() == 1
+
+
+def test_a_repeated_trait_value_refreshes_its_time_without_a_new_row(send):
+    send(event(ids=[("user_id", "rep")], traits={"plan": "gold"}, at="2026-01-01T00:00:00+00:00"))
+    send(event(ids=[("user_id", "rep")], traits={"plan": "gold"}, at="2026-01-05T00:00:00+00:00"))
+    raw_events_process()
+    send(event(ids=[("user_id", "rep")], traits={"plan": "gold"}, at="2026-01-09T00:00:00+00:00"))
+    send(event(ids=[("user_id", "rep")], traits={"plan": "silver"}, at="2026-01-10T00:00:00+00:00"))
+    raw_events_process()
+
+    profile = profile_of("user_id", "rep")
+    assert list(profile.trait_values.order_by("observed_at").values_list("value", flat=True)) == ["gold", "silver"]
+    assert profile.traits["plan"] == "silver"
+    assert profile.trait_provenance["plan"]["observed_at"] == "2026-01-10T00:00:00+00:00"

@@ -123,6 +123,9 @@ def _lock_identity() -> None:
     # transactions are already serialised (BEGIN IMMEDIATE).
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
+            # A commit lost in a crash only leaves these raw events pending, to be redone: the
+            # results and the statuses commit together, so skipping the flush wait is safe.
+            cursor.execute("SET LOCAL synchronous_commit = off")
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [IDENTITY_LOCK_KEY])
 
 

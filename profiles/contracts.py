@@ -116,7 +116,11 @@ DEFAULT_CONTRACTS: dict[str, tuple[str, dict, dict]] = {
     "screen.viewed": ("A mobile screen view.", {}, {"name": "string", "category": "string"}),
     "profile.identified": ("The person identified themselves (Segment identify).", {}, {}),
     "profile.aliased": ("Two ids were declared the same person (Segment alias).", {}, {"previous_id": "string"}),
-    "group.joined": ("The person was associated with a group or account.", {"group_id": "string"}, {}),
+    "group.joined": (
+        "The person was associated with a group or account.",
+        {"group_id": "string"},
+        {"traits": "object"},
+    ),
     "product.viewed": (
         "A product was viewed.",
         {},

@@ -9,7 +9,7 @@ from tests.identity.invariants import identity_invariant_violations
 from tests.profiles.processing.conftest import event
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_workers_at_once_apply_every_event_exactly_once(send):
     if connection.vendor != "postgresql":
         pytest.skip("row locks (SKIP LOCKED) are what is under test; SQLite serialises writers")

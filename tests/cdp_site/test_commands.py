@@ -2,8 +2,8 @@ import json
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.core.management.base import CommandError
+from django.db import connection
 
 from cdp_site.models import ApiToken
 from profiles.models import Source

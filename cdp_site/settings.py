@@ -192,6 +192,11 @@ PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "US")
 # Raw events pending for longer than this are claimed by the sweeper.
 SWEEPER_PENDING_AFTER_SECONDS = int(os.environ.get("SWEEPER_PENDING_AFTER_SECONDS", "60"))
 PROCESSING_BATCH_SIZE = int(os.environ.get("PROCESSING_BATCH_SIZE", "1000"))
+# The request path nudges a worker at most this often per process; a processing task lingers
+# longer than that before it stops, so no stored row waits for the sweeper in normal operation.
+PROCESSING_NUDGE_INTERVAL = float(os.environ.get("PROCESSING_NUDGE_INTERVAL", "0.5"))
+PROCESSING_LINGER_SECONDS = float(os.environ.get("PROCESSING_LINGER_SECONDS", "2"))
+PROCESSING_TASK_MAX_SECONDS = 120  # well under Q_CLUSTER["timeout"]
 
 LOGGING = {
     "version": 1,

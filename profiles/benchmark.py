@@ -234,7 +234,7 @@ class Benchmark:
         now = datetime.now(UTC)
         rows = [(1, m["messageId"], m["type"], now, json.dumps(m), "{}", "pending", "", 0, None) for m in messages]
         with psycopg.connect(self.bench_url) as conn:
-            conn.execute("CREATE TEMP TABLE copy_baseline (LIKE profiles_rawevent INCLUDING DEFAULTS)")
+            conn.execute("CREATE TEMP TABLE copy_baseline (LIKE profiles_rawevent INCLUDING ALL)")
             columns = (
                 "source_id, external_id, topic, received_at, payload, headers, status, error, attempts, processed_at"
             )

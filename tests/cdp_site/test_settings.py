@@ -72,3 +72,12 @@ def test_pii_keys_rotate_first_encrypts_all_decrypt(settings):
     rotated = vault.rotate(token)
     settings.PII_ENCRYPTION_KEYS = [new]
     assert vault.decrypt(rotated) == "ada@example.com"
+
+
+def test_processing_task_fits_django_q_timeouts():
+    # The task stops on its own well before q2 would kill it, and lingers longer than the nudge
+    # interval in production defaults (tests set both to zero).
+    from cdp_site import settings as base
+
+    assert base.PROCESSING_TASK_MAX_SECONDS < base.Q_CLUSTER["timeout"]
+    assert base.PROCESSING_LINGER_SECONDS > base.PROCESSING_NUDGE_INTERVAL

@@ -1,7 +1,15 @@
+import itertools
+
 import pytest
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
 from cdp_site.roles import ROLES
+from profiles import mappers
+from profiles.models import RawEvent
+from profiles.sources import source_create
+
+_ids = itertools.count(1)
 
 
 @pytest.fixture
@@ -17,3 +25,26 @@ def make_user(django_user_model):
         return user
 
     return make
+
+
+@pytest.fixture
+def canonical_source(monkeypatch, db):
+    """A source whose payloads are canonical events (see canonical_mapper)."""
+    monkeypatch.setitem(mappers._MODULES, "csv", "tests.profiles.processing.canonical_mapper")
+    source, _ = source_create(name="Canonical test source", kind="csv", priority=50)
+    return source
+
+
+@pytest.fixture
+def send(canonical_source):
+    """Store one pending raw event holding the given canonical events."""
+
+    def send(*events, source=None, external_id=None, **payload):
+        return RawEvent.objects.create(
+            source=source or canonical_source,
+            external_id=external_id or f"evt-{next(_ids)}",
+            received_at=timezone.now(),
+            payload={"events": list(events), **payload},
+        )
+
+    return send

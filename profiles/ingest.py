@@ -6,10 +6,9 @@ process; everything after the RawEvent row runs in django-q2 workers.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
-
-import time
 
 from django.conf import settings
 from django.db import transaction

@@ -9,6 +9,8 @@ DEFAULT_IDENTIFIER_TYPES = {
     "mindbody_client_id": ("Mindbody client id", "canonical", "exact", 3, 70, False),
     "stripe_customer_id": ("Stripe customer id", "handle", "exact", None, 60, False),
     "anonymous_id": ("Anonymous (device) id", "anonymous", "exact", None, 10, False),
+    # An order belongs to one buyer: a handle, so a refund that names only its order finds them.
+    "shopify_order_id": ("Shopify order id", "handle", "exact", None, 20, False),
 }
 
 # (type slug or None for every type, normalised value, reason)

@@ -1,3 +1,5 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from profiles.webhooks.views import webhook_receive
+
+urlpatterns = [path("<slug:slug>/", webhook_receive, name="webhook_receive")]

@@ -10,3 +10,15 @@ class RoleModelPermissions(DjangoModelPermissions):
         "HEAD": ["%(app_label)s.view_%(model_name)s"],
         "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
     }
+
+
+def require_permissions(*perms: str) -> type:
+    """A permission class for an action whose permission is not the HTTP method's default."""
+
+    from rest_framework.permissions import BasePermission
+
+    class RequirePermissions(BasePermission):
+        def has_permission(self, request, view):
+            return bool(request.user and request.user.is_authenticated and request.user.has_perms(perms))
+
+    return RequirePermissions

@@ -180,6 +180,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Profiles, sources and raw events of the customer data platform.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "ProfileStatusEnum": "profiles.models.Profile.STATUSES",
+        "RawEventStatusEnum": "profiles.models.RawEvent.STATUSES",
+    },
 }
 
 # Ingestion limits (Segment's own limits: 32 KB per message, 500 KB per batch).

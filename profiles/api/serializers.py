@@ -1,0 +1,115 @@
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from identity.models import Identifier, Merge
+from profiles.models import Event, Profile, RawEvent, Source
+
+
+class IdentifierSerializer(serializers.ModelSerializer):
+    type = serializers.CharField(source="identifier_type.slug")
+    value = serializers.CharField(source="display_value")
+    source = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Identifier
+        fields = ["type", "value", "source", "is_verified", "first_seen_at", "last_seen_at"]
+
+
+class MergeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Merge
+        fields = ["id", "survivor", "absorbed", "rule", "actor", "confidence", "evidence", "created_at"]
+
+
+class ProfileListSerializer(serializers.ModelSerializer):
+    display_name = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Profile
+        fields = [
+            "id",
+            "display_name",
+            "lifecycle",
+            "lifetime_revenue",
+            "merge_confidence",
+            "first_seen_at",
+            "last_seen_at",
+        ]
+
+
+class TraitWithProvenanceSerializer(serializers.Serializer):
+    value = serializers.JSONField()
+    source = serializers.CharField(allow_null=True)
+    observed_at = serializers.CharField(allow_null=True)
+    is_verified = serializers.BooleanField()
+
+
+class ProfileDetailSerializer(serializers.ModelSerializer):
+    display_name = serializers.CharField(read_only=True)
+    identifiers = IdentifierSerializer(many=True, read_only=True)
+    traits = serializers.SerializerMethodField()
+    merges = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Profile
+        fields = [
+            "id",
+            "status",
+            "display_name",
+            "lifecycle",
+            "lifetime_revenue",
+            "merge_confidence",
+            "first_seen_at",
+            "last_seen_at",
+            "identifiers",
+            "traits",
+            "consent",
+            "merges",
+        ]
+
+    @extend_schema_field(serializers.DictField(child=TraitWithProvenanceSerializer()))
+    def get_traits(self, profile):
+        slugs = self.context["source_slugs"]
+        result = {}
+        for key, value in sorted(profile.traits.items()):
+            entry = profile.trait_provenance.get(key) or {}
+            result[key] = {
+                "value": value,
+                "source": slugs.get(entry.get("source_id")),
+                "observed_at": entry.get("observed_at"),
+                "is_verified": bool(entry.get("is_verified")),
+            }
+        return result
+
+    @extend_schema_field(MergeSerializer(many=True))
+    def get_merges(self, profile):
+        return MergeSerializer(self.context["merges"], many=True).data
+
+
+class EventSerializer(serializers.ModelSerializer):
+    source = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Event
+        fields = ["id", "type", "name", "occurred_at", "received_at", "source", "properties", "revenue", "currency"]
+
+
+class SourceSerializer(serializers.ModelSerializer):
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Source
+        fields = ["name", "slug", "kind", "is_active", "owner", "priority", "freshness_sla_minutes", "created_at"]
+
+
+class RawEventSerializer(serializers.ModelSerializer):
+    source = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = RawEvent
+        fields = ["id", "source", "external_id", "topic", "received_at", "status", "error", "attempts", "processed_at"]
+
+
+class RawEventDetailSerializer(RawEventSerializer):
+    class Meta(RawEventSerializer.Meta):
+        fields = [*RawEventSerializer.Meta.fields, "payload", "headers"]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from profiles import views
+from profiles import views, views_csv
 
 app_name = "profiles"
 urlpatterns = [
@@ -15,4 +15,8 @@ urlpatterns = [
     path("raw-events/replay/", views.raw_event_replay, name="raw_event_replay"),
     path("raw-events/<int:pk>/", views.raw_event_detail, name="raw_event_detail"),
     path("schema-drift/", views.schema_drift, name="schema_drift"),
+    path("csv-imports/", views_csv.csv_import_list, name="csv_import_list"),
+    path("csv-imports/new/", views_csv.csv_import_new, name="csv_import_new"),
+    path("csv-imports/<int:pk>/", views_csv.csv_import_detail, name="csv_import_detail"),
+    path("csv-imports/<int:pk>/progress/", views_csv.csv_import_progress, name="csv_import_progress"),
 ]

@@ -63,6 +63,7 @@ def insert_rows(
             conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
             cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders}){conflict}", adapted)  # noqa: S608
             return
-        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        # The raw psycopg cursor: wrap its errors so callers see Django's (IntegrityError, ...).
+        with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for row in adapted:
                 copy.write_row(row)

@@ -5,16 +5,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db.models import Count
 
 from cdp_site.roles import ROLES
 from profiles import demo
-from profiles.ingest import IncomingEvent, raw_events_store
-from profiles.models import RawEvent, Source
+from profiles.datagen import demo_sources, raw_events_write
+from profiles.models import RawEvent
 from profiles.processing import raw_events_process
-from profiles.sources import source_create
-
-DEMO_SOURCE = "demo-web-app"
 
 
 def demo_password(role: str) -> str:
@@ -32,13 +29,11 @@ class Command(BaseCommand):
         if settings.IS_PRODUCTION:
             raise CommandError("demo_setup refuses to run under production settings.")
         self._ensure_logins()
-        source = Source.objects.filter(slug=DEMO_SOURCE).first()
-        if source is None:
-            source, _ = source_create(name="Demo web and app", kind=Source.TRACKING, slug=DEMO_SOURCE)
-        if RawEvent.objects.filter(source=source).exists():
+        sources = demo_sources()
+        if RawEvent.objects.filter(source__in=sources.values()).exists():
             self.stdout.write("Demo data already loaded.")
         else:
-            self._load(source, people, seed)
+            self._load(sources, people, seed)
         self.stdout.write("Logins (user / password):")
         for role in ROLES:
             self.stdout.write(f"  {role:<22} {demo_password(role)}")
@@ -55,15 +50,9 @@ class Command(BaseCommand):
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser("admin", "admin@example.com", demo_password("admin"))
 
-    def _load(self, source, people, seed):
-        self.stdout.write(f"Loading demo data for {people} people through the ingestion pipeline...")
-        chunk, stored = [], 0
-        for message in demo.messages(people, seed=seed):
-            chunk.append(IncomingEvent(external_id=message["messageId"], payload=message, topic=message["type"]))
-            if len(chunk) == 2000:
-                stored += self._store(source, chunk)
-                chunk = []
-        stored += self._store(source, chunk)
+    def _load(self, sources, people, seed):
+        self.stdout.write(f"Loading demo data for {people} people from four sources through the pipeline...")
+        stored = raw_events_write(demo.all_sources(people, seed=seed), sources=sources)
         self.stdout.write(f"  stored {stored} raw events; processing")
         total = 0
         while True:
@@ -73,12 +62,5 @@ class Command(BaseCommand):
                 break
             if sys.stdout.isatty():
                 self.stdout.write(f"\r  processed {total}/{stored}", ending="")
-        self.stdout.write(f"\n  done: {total} raw events processed")
-
-    def _store(self, source, chunk):
-        if not chunk:
-            return 0
-        with transaction.atomic():
-            # The demo processes synchronously below; no need to nudge a worker per chunk.
-            raw_events_store(source=source, events=chunk)
-        return len(chunk)
+        counts = dict(RawEvent.objects.values_list("status").annotate(n=Count("id")))
+        self.stdout.write(f"\n  done: {counts}")

@@ -46,6 +46,12 @@ def test_demo_setup_loads_through_the_pipeline_once_and_creates_logins(capsys):
     call_command("demo_setup", "--people", "60")
     assert RawEvent.objects.count() == raw_count
     assert get_user_model().objects.count() == 5
+    assert {s for s in RawEvent.objects.values_list("source__kind", flat=True).distinct()} == {
+        "tracking",
+        "mindbody",
+        "stripe",
+        "shopify",
+    }
     assert "Demo data already loaded." in capsys.readouterr().out
     assert IdentityLink.objects.exists()
 
@@ -96,3 +102,40 @@ def test_serve_starts_web_and_worker_and_stops_both_on_ctrl_c(tmp_path):
     assert f"http://127.0.0.1:{port}/" in output and "marketer" in output
     for pid in children:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_all_sources_shapes_pass_their_mappers():
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from profiles.mappers import mapper_for
+
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    kinds, mapped = Counter(), Counter()
+    for item in demo.all_sources(120, seed=5, now=now):
+        kinds[item.kind] += 1
+        raw = SimpleNamespace(payload=item.payload, topic=item.topic, headers=item.headers, received_at=now)
+        for event in mapper_for(item.kind)(raw):
+            mapped[event.type] += 1
+    assert set(kinds) == {"tracking", "mindbody", "stripe", "shopify"}
+    for event_type in ["customer.created", "booking.created", "class.attended", "payment.succeeded", "order.completed"]:
+        assert mapped[event_type] > 0, event_type
+
+
+@pytest.mark.django_db
+def test_generate_data_writes_pending_raw_events_for_every_source(capsys):
+    call_command("generate_data", "--profiles", "40", "--seed", "11", "--chunk", "100")
+    out = capsys.readouterr().out
+    written = RawEvent.objects.count()
+    assert f"{written} raw events for 40 people" in out
+    assert set(RawEvent.objects.values_list("source__slug", flat=True)) == {
+        "demo-web-app",
+        "demo-mindbody",
+        "demo-stripe",
+        "demo-shopify",
+    }
+    assert RawEvent.objects.exclude(status=RawEvent.PENDING).count() == 0
+    with pytest.raises(CommandError, match="another --seed"):
+        call_command("generate_data", "--profiles", "40", "--seed", "11")
+    call_command("process_events")
+    assert RawEvent.objects.filter(status=RawEvent.PROCESSED).count() == written

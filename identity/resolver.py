@@ -367,16 +367,16 @@ class BatchResolver:
             ["last_seen_at", "is_verified"],
             [(s.id, s.last_seen_at, s.is_verified) for s in self.identifiers.values() if s.changed and s.id],
         )
-        self._write_merges()
         self._write_links()
+        self._write_merges()
 
     def _write_links(self) -> None:
-        merge_links = {id(merge.link) for merge in self.merges}
+        """Every planned link in one statement (existing pairs are left as they are), then the
+        merges' links made active, with their ids for the Merge rows."""
         rows = []
         for link in self.links:
-            if id(link) in merge_links:
-                continue
             low, high = sorted((link.a.id, link.b.id))
+            rule = next((m.rule for m in self.merges if m.link is link), DETERMINISTIC_RULE)
             rows.append(
                 (
                     low,
@@ -384,7 +384,7 @@ class BatchResolver:
                     IdentityLink.DETERMINISTIC,
                     link.status,
                     1.0,
-                    DETERMINISTIC_RULE,
+                    rule,
                     link.evidence,
                     link.reason,
                     link.created_at,
@@ -408,37 +408,41 @@ class BatchResolver:
         )
 
     def _write_merges(self) -> None:
-        from profiles.services.moves import profile_rows_move
+        from profiles.services.moves import profile_rows_move_many
 
-        for merge in self.merges:
-            low, high = sorted((merge.link.a.id, merge.link.b.id))
-            link, created = IdentityLink.objects.get_or_create(
-                from_identifier_id=low,
-                to_identifier_id=high,
-                defaults=dict(
-                    status=IdentityLink.ACTIVE,
+        if not self.merges:
+            return
+        pairs = {tuple(sorted((merge.link.a.id, merge.link.b.id))): merge for merge in self.merges}
+        lows, highs = sorted({low for low, _ in pairs}), sorted({high for _, high in pairs})
+        links = {}
+        for start in range(0, len(lows), 400):
+            for link in IdentityLink.objects.filter(
+                from_identifier_id__in=lows[start : start + 400], to_identifier_id__in=highs
+            ).only("id", "from_identifier_id", "to_identifier_id", "status", "confidence"):
+                if (link.from_identifier_id, link.to_identifier_id) in pairs:
+                    links[(link.from_identifier_id, link.to_identifier_id)] = link
+        # A pair blocked earlier (the limits have changed since) is active now that it merged.
+        reactivated = [link.pk for link in links.values() if link.status != IdentityLink.ACTIVE]
+        if reactivated:
+            IdentityLink.objects.filter(pk__in=reactivated).update(status=IdentityLink.ACTIVE, reason="")
+        moved = profile_rows_move_many(moves=[(merge.absorbed.id, merge.survivor.id) for merge in self.merges])
+        Merge.objects.bulk_create(
+            [
+                Merge(
+                    survivor_id=merge.survivor.id,
+                    absorbed_id=merge.absorbed.id,
+                    link=links.get(pair),
                     rule=merge.rule,
+                    actor=f"rule:{merge.rule}",
+                    confidence=links[pair].confidence if pair in links else 1.0,
                     evidence=merge.evidence,
+                    moved=moved.get(merge.absorbed.id, {}),
                     created_at=merge.created_at,
-                    kind=IdentityLink.DETERMINISTIC,
-                ),
-            )
-            if not created and link.status != IdentityLink.ACTIVE:
-                link.status, link.reason = IdentityLink.ACTIVE, ""
-                link.save(update_fields=["status", "reason"])
-            survivor_id, absorbed_id = merge.survivor.id, merge.absorbed.id
-            moved = profile_rows_move(from_profile_id=absorbed_id, to_profile_id=survivor_id)
-            Merge.objects.create(
-                survivor_id=survivor_id,
-                absorbed_id=absorbed_id,
-                link=link,
-                rule=merge.rule,
-                actor=f"rule:{merge.rule}",
-                confidence=link.confidence,
-                evidence=merge.evidence,
-                moved=moved,
-                created_at=merge.created_at,
-            )
+                )
+                for pair, merge in ((tuple(sorted((m.link.a.id, m.link.b.id))), m) for m in self.merges)
+            ],
+            batch_size=500,
+        )
 
 
 def link_confidence(link: PlannedLink | None) -> float:

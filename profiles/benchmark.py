@@ -132,6 +132,9 @@ class Benchmark:
             **os.environ,
             "DATABASE_URL": _as_url(info, self.db_name),
             "DJANGO_SETTINGS_MODULE": "cdp_site.settings",
+            # Production-like: with DEBUG on, Django keeps every query in memory.
+            "DEBUG": "0",
+            "LOG_LEVEL": "WARNING",
         }
 
     # -- database ------------------------------------------------------------------------

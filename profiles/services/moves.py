@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from django.db import models
+from django.db import connection, models
 
+from cdp_site.db import update_rows
 from consent.models import ConsentRecord
 from identity.models import Identifier
 from profiles.models import Event, Profile, TraitValue
@@ -29,3 +30,59 @@ def profile_rows_move(*, from_profile_id: int, to_profile_id: int) -> dict:
     }
     Profile.objects.filter(pk=from_profile_id).update(status=Profile.MERGED, merged_into_id=to_profile_id)
     return moved
+
+
+def profile_rows_move_many(*, moves: list[tuple[int, int]]) -> dict[int, dict]:
+    """Many merges at once: `moves` is [(absorbed_id, survivor_id)] in merge order. Rows end on the
+    final survivor of each chain (A into B, then B into C: A's rows end on C). Returns, per
+    absorbed profile, the ids that were on it when the batch began."""
+    if not moves:
+        return {}
+    final = {}
+    for absorbed, survivor in moves:
+        final[absorbed] = survivor
+    for absorbed in final:
+        target, seen = final[absorbed], {absorbed}
+        while target in final and target not in seen:
+            seen.add(target)
+            target = final[target]
+        final[absorbed] = target
+    absorbed_ids = sorted(final)
+    moved = {absorbed: {name: [] for name in _TABLES} for absorbed in absorbed_ids}
+    by_root = {}
+    for absorbed, root in final.items():
+        by_root.setdefault(root, []).append(absorbed)
+    for name, model in _TABLES.items():
+        for start in range(0, len(absorbed_ids), 900):
+            chunk = absorbed_ids[start : start + 900]
+            for row_id, profile_id in model.objects.filter(profile_id__in=chunk).values_list("id", "profile_id"):
+                moved[profile_id][name].append(row_id)
+        _repoint(model, final, by_root)
+    update_rows(
+        Profile, ["status", "merged_into"], [(absorbed, Profile.MERGED, survivor) for absorbed, survivor in moves]
+    )
+    return moved
+
+
+def _repoint(model, final: dict[int, int], by_root: dict[int, list[int]]) -> None:
+    if connection.vendor == "postgresql" and len(final) > 1:
+        table = connection.ops.quote_name(model._meta.db_table)
+        values = ", ".join(["(%s::bigint, %s::bigint)"] * len(final))
+        params = [value for pair in final.items() for value in pair]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS t SET profile_id = m.root FROM (VALUES {values}) AS m(absorbed, root) "  # noqa: S608
+                "WHERE t.profile_id = m.absorbed",
+                params,
+            )
+        return
+    for root, absorbed in by_root.items():
+        model.objects.filter(profile_id__in=absorbed).update(profile_id=root)
+
+
+_TABLES = {
+    "identifiers": Identifier,
+    "events": Event,
+    "trait_values": TraitValue,
+    "consent_records": ConsentRecord,
+}

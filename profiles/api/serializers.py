@@ -52,20 +52,7 @@ class ProfileDetailSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Profile
-        fields = [
-            "id",
-            "status",
-            "display_name",
-            "lifecycle",
-            "lifetime_revenue",
-            "merge_confidence",
-            "first_seen_at",
-            "last_seen_at",
-            "identifiers",
-            "traits",
-            "consent",
-            "merges",
-        ]
+        fields = [*ProfileListSerializer.Meta.fields, "status", "identifiers", "traits", "consent", "merges"]
 
     @extend_schema_field(serializers.DictField(child=TraitWithProvenanceSerializer()))
     def get_traits(self, profile):

@@ -225,12 +225,30 @@ class BatchResolver:
         # Links form a star around the anchor: an identifier already in the target profile, so
         # every link this observation adds connects to the component it joins.
         target, anchor = self._choose_target(states)
+        if target is not None and primary.profile is None and self._over_limit(target, primary):
+            # The identifier that names this person cannot join that profile (a second user_id
+            # behind a shared family email): they are someone else, with a profile of their own.
+            target, anchor = None, None
+        observation_is_known = any(state.rule.role != domain.ANONYMOUS for state in states)
         if target is None:
             target = ProfileState()
             self.new_profiles.append(target)
-        observation_is_known = any(state.rule.role != domain.ANONYMOUS for state in states)
+            # Attach first, so the limits of any merge below see what this person brings.
+            anchor = self._attach_new(states, target, anchor, primary, evidence, seen_at)
+            self._join(states, target, anchor, observation_is_known, evidence, seen_at)
+        else:
+            target = self._join(states, target, anchor, observation_is_known, evidence, seen_at)
+            self._attach_new(states, target, anchor, primary, evidence, seen_at)
+        # The event belongs to the person its highest-priority identifier names: with two
+        # user_ids sharing one email, that is the user_id's profile, not the email's.
+        return find(primary.profile), primary
 
-        # Join the profiles this observation connects, as the roles allow.
+    def _over_limit(self, profile: ProfileState, state: IdentifierState) -> bool:
+        limit = state.rule.limit_per_profile
+        return limit is not None and profile.counts[state.rule.id] + 1 > limit
+
+    def _join(self, states, target, anchor, observation_is_known, evidence, seen_at) -> ProfileState:
+        """Join the profiles this observation connects, as the roles allow; returns the survivor."""
         for state in states:
             if state.profile is None:
                 continue
@@ -251,18 +269,20 @@ class BatchResolver:
             else:
                 rule = ANONYMOUS_RULE if role == domain.ANONYMOUS else DETERMINISTIC_RULE
                 target = self._merge(target, other, anchor, state, rule, evidence, seen_at)
+        return target
 
-        # Attach identifiers seen for the first time, within the type limits.
+    def _attach_new(self, states, target, anchor, primary, evidence, seen_at):
+        """Attach identifiers seen for the first time, within the type limits; returns the anchor."""
         for state in states:
             if state.profile is not None:
                 continue
-            limit = state.rule.limit_per_profile
-            if limit is not None and target.counts[state.rule.id] + 1 > limit:
+            if self._over_limit(target, state):
                 own = ProfileState()
                 self.new_profiles.append(own)
                 self._attach(state, own)
+                limit = state.rule.limit_per_profile
                 self._plan_link(
-                    anchor,
+                    anchor or primary,
                     state,
                     IdentityLink.BLOCKED,
                     f"attaching would give the profile {limit + 1} {state.rule.slug} identifiers (limit {limit})",
@@ -275,17 +295,21 @@ class BatchResolver:
                 anchor = state
             else:
                 self._plan_link(anchor, state, IdentityLink.ACTIVE, "", evidence, seen_at)
-        # The event belongs to the person its highest-priority identifier names: with two
-        # user_ids sharing one email, that is the user_id's profile, not the email's.
-        return find(primary.profile), primary
+        return anchor
 
     def _choose_target(self, states: list[IdentifierState]) -> tuple[ProfileState | None, IdentifierState | None]:
         """The profile the observation joins, and the identifier that names it: the
         highest-priority canonical identifier's, else a handle's, else an anonymous one's."""
+        names_someone = any(state.rule.role != domain.ANONYMOUS for state in states)
         for role in (domain.CANONICAL, domain.HANDLE, domain.ANONYMOUS):
             for state in states:
-                if state.rule.role == role and state.profile is not None:
-                    return find(state.profile), state
+                if state.rule.role != role or state.profile is None:
+                    continue
+                if role == domain.ANONYMOUS and names_someone and self._is_known(find(state.profile)):
+                    # A shared device: it belongs to someone else; this observation names a
+                    # person of its own, so it must not join the device's owner.
+                    continue
+                return find(state.profile), state
         return None, None
 
     def _is_known(self, profile: ProfileState) -> bool:

@@ -312,3 +312,48 @@ def test_a_repeated_trait_value_refreshes_its_time_without_a_new_row(send):
     assert list(profile.trait_values.order_by("observed_at").values_list("value", flat=True)) == ["gold", "silver"]
     assert profile.traits["plan"] == "silver"
     assert profile.trait_provenance["plan"]["observed_at"] == "2026-01-10T00:00:00+00:00"
+
+
+def test_a_new_person_on_a_shared_device_gets_their_own_profile(send):
+    send(event(ids=[("anonymous_id", "family-tablet"), ("user_id", "mum"), ("email", "mum@example.com")]))
+    raw_events_process()
+    # Someone new signs in on the same tablet: nothing of theirs may land on mum's profile.
+    send(
+        event(
+            "profile.identified",
+            ids=[("anonymous_id", "family-tablet"), ("user_id", "kid"), ("email", "kid@example.com")],
+        )
+    )
+    raw_events_process()
+
+    mum, kid = profile_of("user_id", "mum"), profile_of("user_id", "kid")
+    assert mum != kid
+    assert profile_of("email", "kid@example.com") == kid
+    assert profile_of("anonymous_id", "family-tablet") == mum
+    assert Event.objects.get(type="profile.identified").profile == kid
+    assert set(mum.identifiers.values_list("identifier_type__slug", flat=True)) == {"anonymous_id", "user_id", "email"}
+
+
+def test_a_family_member_sharing_an_email_keeps_their_own_identifiers(send):
+    send(event(ids=[("user_id", "parent"), ("email", "family@example.com"), ("phone", "+14155550130")]))
+    raw_events_process()
+    send(
+        event(
+            "profile.identified",
+            ids=[
+                ("user_id", "child"),
+                ("email", "family@example.com"),
+                ("phone", "+14155550131"),
+                ("anonymous_id", "child-phone"),
+            ],
+        )
+    )
+    raw_events_process()
+
+    parent, child = profile_of("user_id", "parent"), profile_of("user_id", "child")
+    assert parent != child
+    assert profile_of("phone", "+14155550131") == child
+    assert profile_of("anonymous_id", "child-phone") == child
+    assert profile_of("email", "family@example.com") == parent
+    blocked = IdentityLink.objects.get(status=IdentityLink.BLOCKED)
+    assert "user_id" in blocked.reason

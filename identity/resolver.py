@@ -66,6 +66,7 @@ class PlannedLink:
     reason: str
     evidence: dict
     created_at: datetime
+    confidence: float = 1.0  # deterministic: the identifiers were observed together
 
 
 @dataclass
@@ -261,7 +262,7 @@ class BatchResolver:
                     anchor, state, IdentityLink.BLOCKED, "handle identifiers never join two profiles", evidence, seen_at
                 )
             elif role == domain.ANONYMOUS and (
-                self._is_known(other) or not (observation_is_known or self._is_known(target))
+                self.is_known(other) or not (observation_is_known or self.is_known(target))
             ):
                 # A device already tied to a person never joins a second one (shared devices),
                 # and two anonymous-only profiles never join each other.
@@ -305,14 +306,14 @@ class BatchResolver:
             for state in states:
                 if state.rule.role != role or state.profile is None:
                     continue
-                if role == domain.ANONYMOUS and names_someone and self._is_known(find(state.profile)):
+                if role == domain.ANONYMOUS and names_someone and self.is_known(find(state.profile)):
                     # A shared device: it belongs to someone else; this observation names a
                     # person of its own, so it must not join the device's owner.
                     continue
                 return find(state.profile), state
         return None, None
 
-    def _is_known(self, profile: ProfileState) -> bool:
+    def is_known(self, profile: ProfileState) -> bool:
         return any(
             n > 0 and self.rules_by_id[type_id].role != domain.ANONYMOUS for type_id, n in profile.counts.items()
         )
@@ -335,7 +336,7 @@ class BatchResolver:
             survivor, absorbed = other, target
         absorbed.merged_into = survivor
         survivor.counts.update(absorbed.counts)
-        survivor.confidence = min(survivor.confidence, absorbed.confidence, link_confidence(link))
+        survivor.confidence = min(survivor.confidence, absorbed.confidence, link.confidence)
         self.merges.append(
             PlannedMerge(
                 survivor=survivor, absorbed=absorbed, link=link, rule=rule, evidence=evidence, created_at=seen_at
@@ -397,18 +398,18 @@ class BatchResolver:
     def _write_links(self) -> None:
         """Every planned link in one statement (existing pairs are left as they are), then the
         merges' links made active, with their ids for the Merge rows."""
+        merge_rules = {id(merge.link): merge.rule for merge in self.merges}
         rows = []
         for link in self.links:
             low, high = sorted((link.a.id, link.b.id))
-            rule = next((m.rule for m in self.merges if m.link is link), DETERMINISTIC_RULE)
             rows.append(
                 (
                     low,
                     high,
                     IdentityLink.DETERMINISTIC,
                     link.status,
-                    1.0,
-                    rule,
+                    link.confidence,
+                    merge_rules.get(id(link), DETERMINISTIC_RULE),
                     link.evidence,
                     link.reason,
                     link.created_at,
@@ -467,7 +468,3 @@ class BatchResolver:
             ],
             batch_size=500,
         )
-
-
-def link_confidence(link: PlannedLink | None) -> float:
-    return 1.0

@@ -425,7 +425,7 @@ def _write_profiles(resolver: BatchResolver, existing: dict[int, Profile], delta
         profile.first_seen_at, profile.last_seen_at = first_seen, last_seen
         profile.merge_confidence = min(profile.merge_confidence, root.confidence)
         profile.lifecycle = trait_rules.lifecycle(
-            is_known=resolver._is_known(root), lifetime_revenue=revenue, last_seen_at=last_seen, now=now
+            is_known=resolver.is_known(root), lifetime_revenue=revenue, last_seen_at=last_seen, now=now
         )
         updated.append(
             (

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import pytest
+from segment.analytics import request as segment_request
 from segment.analytics.client import Client
 from segment.analytics.request import APIError
 
@@ -32,7 +33,10 @@ def sdk(live_server):
         )
         return client
 
-    return source, make, errors
+    yield source, make, errors
+    # The SDK keeps one module-level keep-alive session; close its sockets so the live server's
+    # request threads end and release their database connections before the test database is dropped.
+    segment_request._session.close()
 
 
 @pytest.mark.parametrize("gzip", [False, True])

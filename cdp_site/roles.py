@@ -16,6 +16,7 @@ ROLE_PERMISSIONS = {
         "profiles.view_event",
         "profiles.view_traitvalue",
         "consent.view_consentrecord",
+        "identity.view_identitymetricsnapshot",
     ],
     GUEST_SERVICES: [
         "profiles.view_profile",
@@ -26,6 +27,11 @@ ROLE_PERMISSIONS = {
         "identity.change_identitylink",
         "identity.view_merge",
         "identity.add_merge",
+        "identity.view_unmerge",
+        "identity.add_unmerge",
+        "identity.view_identitymetricsnapshot",
+        "identity.view_matchrun",
+        "identity.add_matchrun",
         "consent.view_consentrecord",
     ],
     PRIVACY_OFFICER: [
@@ -35,6 +41,7 @@ ROLE_PERMISSIONS = {
         "profiles.view_rawevent",
         "identity.view_identifier",
         "identity.view_merge",
+        "identity.view_unmerge",
         "consent.view_consentrecord",
         "consent.add_consentrecord",
     ],
@@ -59,6 +66,11 @@ ROLE_PERMISSIONS = {
         "identity.change_blockedvalue",
         "identity.delete_blockedvalue",
         "identity.view_identifier",
+        "identity.view_identitylink",
+        "identity.view_merge",
+        "identity.view_identitymetricsnapshot",
+        "identity.view_matchrun",
+        "identity.add_matchrun",
     ],
 }
 

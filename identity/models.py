@@ -109,6 +109,11 @@ class IdentityLink(models.Model):
     evidence = models.JSONField(default=dict, help_text="The event or comparison that produced the link.")
     reason = models.CharField(max_length=300, blank=True, help_text="Why a link is blocked or rejected.")
     created_at = models.DateTimeField()
+    # The last review decision (approve, reject) or unmerge that changed the status.
+    # db_default: the resolver inserts links with plain SQL that names only the columns it sets.
+    reviewed_by = models.CharField(max_length=150, blank=True, db_default="")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.CharField(max_length=500, blank=True, db_default="")
 
     class Meta:
         constraints = [
@@ -131,8 +136,85 @@ class Merge(models.Model):
     confidence = models.FloatField(default=1.0)
     evidence = models.JSONField(default=dict)
     moved = models.JSONField(default=dict, help_text="Ids of identifiers, events and trait values moved.")
+    survivor_identifiers = models.JSONField(
+        default=list, blank=True, help_text="Ids of the survivor's identifiers at merge time: the other side."
+    )
     created_at = models.DateTimeField()
+    unmerged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["survivor"]), models.Index(fields=["absorbed"])]
+
+    @property
+    def is_unmerged(self) -> bool:
+        return self.unmerged_at is not None
+
+
+class Unmerge(models.Model):
+    """Audit row: a merge undone. The links cut, the profile restored, and what moved back."""
+
+    merge = models.OneToOneField(Merge, on_delete=models.PROTECT, related_name="unmerge")
+    restored = models.ForeignKey("profiles.Profile", on_delete=models.PROTECT, related_name="unmerges_restored")
+    remaining = models.ForeignKey("profiles.Profile", on_delete=models.PROTECT, related_name="unmerges_remaining")
+    split_off = models.JSONField(
+        default=list, blank=True, help_text="Ids of further profiles created for parts connected to neither side."
+    )
+    rejected_links = models.JSONField(default=list, help_text="The links cut, with their evidence as it was.")
+    actor = models.CharField(max_length=150, help_text="User name, or the rule for automatic unmerges.")
+    reason = models.CharField(max_length=500, blank=True)
+    moved = models.JSONField(default=dict, help_text="Ids of identifiers, events, trait values moved back.")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class IdentityMetricSnapshot(models.Model):
+    """Match-rate figures at one moment, kept so trends show."""
+
+    captured_at = models.DateTimeField(db_index=True)
+    figures = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-captured_at"]
+
+
+class MatchKey(models.Model):
+    """A blocking key of a profile for probabilistic matching: profiles sharing a key are compared."""
+
+    profile = models.ForeignKey("profiles.Profile", on_delete=models.CASCADE, related_name="match_keys")
+    key = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "profile"], name="match_key_unique")]
+        indexes = [models.Index(fields=["profile"])]
+
+
+class MatchRun(models.Model):
+    """One probabilistic matching pass: its fitted model, thresholds and outcome."""
+
+    FULL, INCREMENTAL = "full", "incremental"
+    MODES = ((FULL, "All profiles"), (INCREMENTAL, "New and changed profiles"))
+    RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
+    STATUSES = ((RUNNING, "Running"), (COMPLETED, "Completed"), (FAILED, "Failed"))
+
+    mode = models.CharField(max_length=16, choices=MODES, default=FULL)
+    is_dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=STATUSES, default=RUNNING)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    since = models.DateTimeField(null=True, blank=True, help_text="Incremental: profiles updated after this time.")
+    auto_threshold = models.FloatField()
+    review_threshold = models.FloatField()
+    parameters = models.JSONField(default=dict, help_text="Fitted m and u probabilities per field level, prior.")
+    profiles_considered = models.PositiveIntegerField(default=0)
+    pairs_compared = models.PositiveBigIntegerField(default=0)
+    links_auto = models.PositiveIntegerField(default=0)
+    links_review = models.PositiveIntegerField(default=0)
+    skipped_rejected = models.PositiveIntegerField(default=0)
+    sample = models.JSONField(default=list, blank=True, help_text="Some scored pairs, for a person to check.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from cdp_site.db import insert_rows, update_rows
 from consent.models import ConsentRecord
+from identity.locks import identity_lock
 from identity.resolver import BatchResolver, Observed, ProfileState, find
 from profiles import traits as trait_rules
 from profiles.contracts import Contract, check_event
@@ -30,9 +31,6 @@ from profiles.mappers import mapper_for
 from profiles.models import Event, EventContract, Profile, RawEvent, SchemaDrift, TraitValue
 
 logger = logging.getLogger(__name__)
-
-# Any constant: the key of the advisory lock that serialises identity resolution on PostgreSQL.
-IDENTITY_LOCK_KEY = 7_345_001
 
 
 @dataclass
@@ -119,14 +117,13 @@ def _claim(size: int, pending_before: datetime | None) -> list[int]:
 
 
 def _lock_identity() -> None:
-    # One resolver at a time: two workers must never interleave on the same component. SQLite
-    # transactions are already serialised (BEGIN IMMEDIATE).
+    # One resolver at a time: two workers must never interleave on the same component.
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             # A commit lost in a crash only leaves these raw events pending, to be redone: the
             # results and the statuses commit together, so skipping the flush wait is safe.
             cursor.execute("SET LOCAL synchronous_commit = off")
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [IDENTITY_LOCK_KEY])
+    identity_lock()
 
 
 def _process_batch(size: int, pending_before: datetime | None) -> ProcessResult:

@@ -96,3 +96,100 @@ def would_exceed_limits(
         if total > rule.limit_per_profile:
             return f"merge would give the profile {total} {rule.slug} identifiers (limit {rule.limit_per_profile})"
     return None
+
+
+def components(nodes, edges) -> list[set]:
+    """Connected components of an undirected graph (small: one profile's identifiers)."""
+    parent = {node: node for node in nodes}
+
+    def root(node):
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for a, b in edges:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    groups: dict = {}
+    for node in nodes:
+        groups.setdefault(root(node), set()).add(node)
+    return sorted(groups.values(), key=min)
+
+
+def minimum_cut(edges: list[tuple[int, int]], sources: set, sinks: set) -> set[int]:
+    """Indexes of the fewest edges whose removal disconnects every source from every sink.
+
+    Unit capacities, Edmonds-Karp: an unmerge cuts as few links as it must to separate the two
+    sides of a merge, so evidence that only one side holds is kept. Empty when already apart.
+    """
+    if sources & sinks:
+        raise ValueError("a node cannot be on both sides of a cut")
+    capacity: dict[tuple, int] = {}
+    neighbours: dict = {}
+    for a, b in edges:
+        if a == b:
+            continue
+        for u, v in ((a, b), (b, a)):
+            capacity[(u, v)] = capacity.get((u, v), 0) + 1
+            neighbours.setdefault(u, set()).add(v)
+    source, sink = ("source",), ("sink",)
+    unbounded = len(edges) + 1
+    for node in sources:
+        capacity[(source, node)] = unbounded
+        neighbours.setdefault(source, set()).add(node)
+        neighbours.setdefault(node, set()).add(source)
+    for node in sinks:
+        capacity[(node, sink)] = unbounded
+        neighbours.setdefault(node, set()).add(sink)
+        neighbours.setdefault(sink, set()).add(node)
+
+    def residual(u, v):
+        return capacity.get((u, v), 0)
+
+    while True:
+        previous, queue = {source: None}, [source]
+        while queue and sink not in previous:
+            next_queue = []
+            for u in queue:
+                for v in neighbours.get(u, ()):
+                    if v not in previous and residual(u, v) > 0:
+                        previous[v] = u
+                        next_queue.append(v)
+            queue = next_queue
+        if sink not in previous:
+            break
+        v = sink
+        while previous[v] is not None:
+            u = previous[v]
+            capacity[(u, v)] = residual(u, v) - 1
+            capacity[(v, u)] = residual(v, u) + 1
+            v = u
+    # Nodes still reachable from the source side; the cut is every edge leaving them.
+    reachable = set(previous)
+    return {i for i, (a, b) in enumerate(edges) if (a in reachable) != (b in reachable)}
+
+
+def bottleneck_confidence(nodes, links: list[tuple[int, int, float]]) -> float:
+    """The lowest confidence of the links holding a component together: the weakest edge of a
+    maximum spanning tree (a weak link that stronger ones make redundant holds nothing)."""
+    parent = {node: node for node in nodes}
+
+    def root(node):
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    lowest, joined = 1.0, 1
+    for a, b, confidence in sorted(links, key=lambda link: -link[2]):
+        if a not in parent or b not in parent:
+            continue
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[ra] = rb
+            lowest, joined = min(lowest, confidence), joined + 1
+            if joined == len(parent):
+                break
+    return lowest

@@ -23,7 +23,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from cdp_site.db import insert_rows, update_rows
 from identity import domain
@@ -42,6 +42,7 @@ class ProfileState:
     merged_into: ProfileState | None = None
     confidence: float = 1.0
     new_identifiers: list = field(default_factory=list)
+    members: set = field(default_factory=set)  # ids of the existing profiles this state now holds
 
 
 @dataclass(eq=False)
@@ -56,6 +57,7 @@ class IdentifierState:
     first_seen_at: datetime | None = None
     last_seen_at: datetime | None = None
     changed: bool = False  # an existing row whose last_seen/verified needs writing
+    is_new: bool = False  # created by this batch
 
 
 @dataclass
@@ -114,6 +116,9 @@ class BatchResolver:
         self.links: list[PlannedLink] = []
         self.merges: list[PlannedMerge] = []
         self._linked_pairs: set[tuple[int, int]] = set()
+        # Pairs of existing profiles a rejected link keeps apart, with the raw events behind the
+        # rejected links: the same evidence proposes nothing, new evidence goes to review.
+        self.separations: dict[frozenset, set] = {}
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -155,7 +160,8 @@ class BatchResolver:
             )
         profile_ids = sorted({row[3] for row in rows})
         for profile_id in profile_ids:
-            self.profiles[profile_id] = ProfileState(id=profile_id)
+            self.profiles[profile_id] = ProfileState(id=profile_id, members={profile_id})
+        self._load_separations(profile_ids)
         for start in range(0, len(profile_ids), 900):
             counts = (
                 Identifier.objects.filter(profile_id__in=profile_ids[start : start + 900])
@@ -179,6 +185,29 @@ class BatchResolver:
                 first_seen_at=first_seen,
                 last_seen_at=last_seen,
             )
+
+    def _load_separations(self, profile_ids: list[int]) -> None:
+        for start in range(0, len(profile_ids), 900):
+            chunk = profile_ids[start : start + 900]
+            rows = (
+                IdentityLink.objects.filter(status=IdentityLink.REJECTED)
+                .filter(Q(from_identifier__profile_id__in=chunk) | Q(to_identifier__profile_id__in=chunk))
+                .values_list("from_identifier__profile_id", "to_identifier__profile_id", "evidence")
+            )
+            for a, b, evidence in rows:
+                if a != b:
+                    raw_event_id = (evidence or {}).get("raw_event_id")
+                    self.separations.setdefault(frozenset((a, b)), set()).add(raw_event_id)
+
+    def _separation(self, a: ProfileState, b: ProfileState) -> set | None:
+        """Raw event ids of the rejected links between two profiles, or None if nothing separates them."""
+        found = None
+        for x in a.members:
+            for y in b.members:
+                evidence = self.separations.get(frozenset((x, y)))
+                if evidence is not None:
+                    found = (found or set()) | evidence
+        return found
 
     def _state_for(self, rule, normalised, *, source_id, is_verified, seen_at) -> IdentifierState:
         from consent.vault import blind_index
@@ -324,6 +353,20 @@ class BatchResolver:
         profile.new_identifiers.append(state)
 
     def _merge(self, target, other, primary, state, rule, evidence, seen_at) -> ProfileState:
+        rejected_evidence = self._separation(target, other) if self.separations else None
+        if rejected_evidence is not None:
+            # An unmerge or a reviewer kept these apart: never re-merge automatically. The same
+            # evidence again proposes nothing; new evidence asks a person.
+            if evidence.get("raw_event_id") not in rejected_evidence:
+                self._plan_link(
+                    primary,
+                    state,
+                    IdentityLink.PENDING_REVIEW,
+                    "new evidence joins profiles that were kept apart (unmerged or rejected)",
+                    evidence,
+                    seen_at,
+                )
+            return target
         reason = domain.would_exceed_limits(target.counts, other.counts, self.rules_by_id)
         if reason:
             self._plan_link(primary, state, IdentityLink.BLOCKED, reason, evidence, seen_at)
@@ -336,6 +379,7 @@ class BatchResolver:
             survivor, absorbed = other, target
         absorbed.merged_into = survivor
         survivor.counts.update(absorbed.counts)
+        survivor.members |= absorbed.members
         survivor.confidence = min(survivor.confidence, absorbed.confidence, link.confidence)
         self.merges.append(
             PlannedMerge(
@@ -386,7 +430,7 @@ class BatchResolver:
         ]
         Identifier.objects.bulk_create(rows, batch_size=500)
         for state, row in zip(new_identifiers, rows, strict=True):
-            state.id = row.pk
+            state.id, state.is_new = row.pk, True
         update_rows(
             Identifier,
             ["last_seen_at", "is_verified"],
@@ -431,6 +475,20 @@ class BatchResolver:
             rows,
             ignore_conflicts=True,
         )
+        self._reopen_rejected_pairs()
+
+    def _reopen_rejected_pairs(self) -> None:
+        """A rejected pair observed together again in new evidence goes back to review (its row
+        exists, so the insert above left it rejected)."""
+        for link in self.links:
+            if link.status != IdentityLink.PENDING_REVIEW:
+                continue
+            low, high = sorted((link.a.id, link.b.id))
+            IdentityLink.objects.filter(
+                from_identifier_id=low, to_identifier_id=high, status=IdentityLink.REJECTED
+            ).exclude(evidence__raw_event_id=link.evidence.get("raw_event_id")).update(
+                status=IdentityLink.PENDING_REVIEW, evidence=link.evidence, reason=link.reason[:300]
+            )
 
     def _write_merges(self) -> None:
         from profiles.services.moves import profile_rows_move_many
@@ -447,9 +505,10 @@ class BatchResolver:
                 if (link.from_identifier_id, link.to_identifier_id) in pairs:
                     links[(link.from_identifier_id, link.to_identifier_id)] = link
         # A pair blocked earlier (the limits have changed since) is active now that it merged.
-        reactivated = [link.pk for link in links.values() if link.status != IdentityLink.ACTIVE]
+        reactivated = [link.pk for link in links.values() if link.status == IdentityLink.BLOCKED]
         if reactivated:
             IdentityLink.objects.filter(pk__in=reactivated).update(status=IdentityLink.ACTIVE, reason="")
+        survivor_identifiers = self._identifiers_before_batch({merge.survivor.id for merge in self.merges})
         moved = profile_rows_move_many(moves=[(merge.absorbed.id, merge.survivor.id) for merge in self.merges])
         Merge.objects.bulk_create(
             [
@@ -462,9 +521,23 @@ class BatchResolver:
                     confidence=links[pair].confidence if pair in links else 1.0,
                     evidence=merge.evidence,
                     moved=moved.get(merge.absorbed.id, {}),
+                    survivor_identifiers=survivor_identifiers.get(merge.survivor.id, []),
                     created_at=merge.created_at,
                 )
                 for pair, merge in ((tuple(sorted((m.link.a.id, m.link.b.id))), m) for m in self.merges)
             ],
             batch_size=500,
         )
+
+    def _identifiers_before_batch(self, profile_ids: set[int]) -> dict[int, list[int]]:
+        """Per profile, the identifiers it held before this batch: one side of each merge, kept so
+        an unmerge knows what to separate. Identifiers this batch created are left out."""
+        new_ids = [state.id for state in self.identifiers.values() if state.is_new]
+        ids, held = sorted(profile_ids), {}
+        for start in range(0, len(ids), 900):
+            rows = Identifier.objects.filter(profile_id__in=ids[start : start + 900])
+            if new_ids:
+                rows = rows.filter(id__lt=min(new_ids))  # resolution is serialised, so ids only grow
+            for identifier_id, profile_id in rows.values_list("id", "profile_id").order_by("id"):
+                held.setdefault(profile_id, []).append(identifier_id)
+        return held

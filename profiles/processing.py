@@ -391,6 +391,7 @@ def _write_profiles(resolver: BatchResolver, existing: dict[int, Profile], delta
             last_seen = _latest(last_seen, absorbed.last_seen_at)
         for delta in by_root.get(id(root), []):
             for key, value, entry, identifier in delta.traits:
+                entry["identifier_id"] = identifier.id  # known only once identifiers are written
                 if trait_rules.refresh_if_repeated(profile_traits, provenance, key, value, entry):
                     continue  # the same value from the same source again: history gains nothing
                 trait_rules.apply_trait(profile_traits, provenance, key, value, entry)

@@ -10,13 +10,16 @@ from django.utils.dateparse import parse_datetime
 LAPSED_AFTER = timedelta(days=365)
 
 
-def provenance(*, source_id: int, priority: int, observed_at: datetime, is_verified: bool, raw_event_id=None) -> dict:
+def provenance(
+    *, source_id: int, priority: int, observed_at: datetime, is_verified: bool, raw_event_id=None, identifier_id=None
+) -> dict:
     return {
         "source_id": source_id,
         "priority": priority,
         "observed_at": observed_at.isoformat(),
         "is_verified": is_verified,
         "raw_event_id": raw_event_id,
+        "identifier_id": identifier_id,
     }
 
 
@@ -39,8 +42,11 @@ def observation_wins(candidate: dict, current: dict | None) -> bool:
 
 
 def refresh_if_repeated(traits: dict, trait_provenance: dict, key: str, value, entry: dict) -> bool:
-    """An observation that repeats the current value from the same source, with the same
-    verification, only refreshes when it was last seen. Returns True when that is all it was."""
+    """An observation that repeats the current value from the same source and identifier, with the
+    same verification, only refreshes when it was last seen. Returns True when that is all it was.
+
+    The identifier matters: an unmerge gives each side the trait rows of its own identifiers, so
+    a value seen through another identifier needs its own row."""
     current = trait_provenance.get(key)
     if (
         current is None
@@ -48,6 +54,7 @@ def refresh_if_repeated(traits: dict, trait_provenance: dict, key: str, value, e
         or traits[key] != value
         or current.get("source_id") != entry["source_id"]
         or current.get("is_verified", False) != entry["is_verified"]
+        or current.get("identifier_id") != entry.get("identifier_id")
     ):
         return False
     if observed_at(entry) > observed_at(current):

@@ -18,7 +18,7 @@ class IdentifierSerializer(serializers.ModelSerializer):
 class MergeSerializer(serializers.ModelSerializer):
     class Meta:
         model = Merge
-        fields = ["id", "survivor", "absorbed", "rule", "actor", "confidence", "evidence", "created_at"]
+        fields = ["id", "survivor", "absorbed", "rule", "actor", "confidence", "evidence", "created_at", "unmerged_at"]
 
 
 class ProfileListSerializer(serializers.ModelSerializer):

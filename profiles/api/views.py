@@ -67,8 +67,9 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         if profile is None or profile.status != Profile.ACTIVE:
             raise NotFound(f"No profile {pk}.")
         if profile.pk != int(pk):
-            # A merged-away id keeps working: it leads to the surviving profile.
-            return redirect(request.path.replace(f"/{pk}/", f"/{profile.pk}/", 1), permanent=True)
+            # A merged-away id keeps working: it leads to the surviving profile. Temporary (302):
+            # an unmerge makes the id answer again, so clients must not cache the redirect.
+            return redirect(request.path.replace(f"/{pk}/", f"/{profile.pk}/", 1))
         profile = Profile.objects.prefetch_related("identifiers__identifier_type", "identifiers__source").get(
             pk=profile.pk
         )

@@ -16,3 +16,10 @@ def identity_lock() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [IDENTITY_LOCK_KEY])
+
+
+def is_deadlock(error: BaseException) -> bool:
+    """A PostgreSQL deadlock or serialisation failure: the transaction was rolled back whole and
+    running it again is safe."""
+    cause = getattr(error, "__cause__", None)
+    return getattr(cause, "sqlstate", None) in ("40P01", "40001")

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from cdp_site.db import insert_rows, update_rows
 from consent.models import ConsentRecord
-from identity.locks import identity_lock
+from identity.locks import identity_lock, is_deadlock
 from identity.resolver import BatchResolver, Observed, ProfileState, find
 from profiles import traits as trait_rules
 from profiles.contracts import Contract, check_event
@@ -146,7 +146,7 @@ def _process_batch(size: int, pending_before: datetime | None) -> ProcessResult:
     return total
 
 
-def _process_single(raw_id: int) -> ProcessResult:
+def _process_single(raw_id: int, attempts: int = 3) -> ProcessResult:
     try:
         with transaction.atomic():
             raw = (
@@ -159,6 +159,11 @@ def _process_single(raw_id: int) -> ProcessResult:
                 return ProcessResult()
             return _apply([raw])
     except Exception as error:
+        if is_deadlock(error) and attempts > 1:
+            # The whole transaction rolled back: running it again is safe. The identity lock makes
+            # this rare (resolvers never interleave), but row locks elsewhere can still cross.
+            logger.warning("raw_event_deadlock_retry raw_event_id=%s", raw_id)
+            return _process_single(raw_id, attempts - 1)
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         RawEvent.objects.filter(pk=raw_id, status=RawEvent.PENDING).update(
             status=RawEvent.FAILED,

@@ -14,6 +14,7 @@ class MenuEntry:
 
 MENU = (
     MenuEntry("Profiles", "profiles:profile_list", "profiles.view_profile"),
+    MenuEntry("Merge review", "identity:review_queue", "identity.view_identitylink"),
     MenuEntry("Sources", "profiles:source_list", "profiles.view_source"),
     MenuEntry("Raw events", "profiles:raw_event_list", "profiles.view_rawevent"),
     MenuEntry("CSV import", "profiles:csv_import_list", "profiles.view_csvimport"),

@@ -16,4 +16,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Back-office pages.
     path("", include("profiles.urls")),
+    path("", include("identity.urls")),
 ]

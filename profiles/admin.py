@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from identity.admin import MergeConfidenceFilter
 from profiles.models import CsvImport, Event, EventContract, Profile, RawEvent, SchemaDrift, Source, TraitValue
 from profiles.processing import raw_events_replay
 
@@ -46,7 +47,7 @@ class SchemaDriftAdmin(admin.ModelAdmin):
 @admin.register(Profile)
 class ProfileAdmin(admin.ModelAdmin):
     list_display = ["id", "status", "lifecycle", "lifetime_revenue", "merge_confidence", "last_seen_at"]
-    list_filter = ["status", "lifecycle"]
+    list_filter = ["status", "lifecycle", MergeConfidenceFilter]
     readonly_fields = [f.name for f in Profile._meta.fields]
 
 

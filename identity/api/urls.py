@@ -1,3 +1,4 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from identity.api import views
@@ -9,4 +10,7 @@ router.register("merges", views.MergeViewSet, basename="merge")
 router.register("unmerges", views.UnmergeViewSet, basename="unmerge")
 router.register("identity-links", views.IdentityLinkViewSet, basename="identity-link")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("review-queue/", views.ReviewQueueList.as_view(), name="review-queue"),
+    *router.urls,
+]

@@ -3,7 +3,7 @@
 import django_filters
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from rest_framework import generics, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -17,6 +17,7 @@ from identity.api.serializers import (
     UnmergeRequestSerializer,
     UnmergeSerializer,
 )
+from identity.filtersets import ReviewLinkFilter
 from identity.models import IdentityLink, Merge, Unmerge
 from identity.services import IdentityActionError, link_approve, link_reject, merge_unmerge
 
@@ -88,6 +89,27 @@ class IdentityLinkFilter(django_filters.FilterSet):
     class Meta:
         model = IdentityLink
         fields = ["status", "kind", "rule", "confidence_below", "confidence_at_least"]
+
+
+class OldestFirst(CursorPagination):
+    ordering = ["created_at", "id"]
+    page_size = 50
+
+
+class ReviewQueueList(generics.ListAPIView):
+    """The review queue, oldest first: pending links and conflicts (merges a limit blocked), with
+    the same filters as the page (status, source, rule, kind, confidence band, age)."""
+
+    queryset = IdentityLink.objects.select_related(
+        "from_identifier__identifier_type",
+        "from_identifier__source",
+        "to_identifier__identifier_type",
+        "to_identifier__source",
+    )
+    serializer_class = IdentityLinkSerializer
+    filterset_class = ReviewLinkFilter
+    pagination_class = OldestFirst
+    permission_classes = [require_permissions("identity.view_identitylink")]
 
 
 class IdentityLinkViewSet(viewsets.ReadOnlyModelViewSet):

@@ -118,7 +118,12 @@ def test_review_queue_approve_and_reject_over_api(api, send):
     queue = client.get("/api/v1/identity-links/?status=pending_review&status=blocked").json()["results"]
     assert sorted(row["id"] for row in queue) == sorted([first.link_id, second.link_id])
 
+    # The review queue endpoint shares the page's filters.
+    rows = client.get("/api/v1/review-queue/?confidence=high").json()["results"]
+    assert [row["id"] for row in rows] == [first.link_id, second.link_id]
+
     marketer = api("marketer")
+    assert marketer.get("/api/v1/review-queue/").status_code == 403
     assert marketer.get("/api/v1/identity-links/").status_code == 403
     assert marketer.post(f"/api/v1/identity-links/{first.link_id}/approve/", {}, format="json").status_code == 403
     assert IdentityLink.objects.get(pk=first.link_id).status == IdentityLink.PENDING_REVIEW

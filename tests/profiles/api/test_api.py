@@ -129,7 +129,7 @@ def test_merged_id_redirects_and_merge_history(api, send):
     merge = Merge.objects.get()
     client = api("guest_services")
     response = client.get(f"/api/v1/profiles/{merge.absorbed_id}/")
-    assert response.status_code == 301 and response["Location"] == f"/api/v1/profiles/{merge.survivor_id}/"
+    assert response.status_code == 302 and response["Location"] == f"/api/v1/profiles/{merge.survivor_id}/"
     body = client.get(response["Location"]).json()
     assert [(m["survivor"], m["absorbed"], m["rule"]) for m in body["merges"]] == [
         (merge.survivor_id, merge.absorbed_id, "co_observed")

@@ -376,6 +376,7 @@ def _write_profiles(resolver: BatchResolver, existing: dict[int, Profile], delta
         absorbed_by_root[id(find(merge.survivor))].append(merge.absorbed.id)
 
     updated, trait_rows = [], []
+    refreshes = _TraitRefreshes(trait_rows)
     for root in resolver.touched_roots():
         profile = existing[root.id]
         profile.status, profile.merged_into_id = Profile.ACTIVE, None
@@ -397,9 +398,16 @@ def _write_profiles(resolver: BatchResolver, existing: dict[int, Profile], delta
         for delta in by_root.get(id(root), []):
             for key, value, entry, identifier in delta.traits:
                 entry["identifier_id"] = identifier.id  # known only once identifiers are written
+                current = provenance.get(key)
                 if trait_rules.refresh_if_repeated(profile_traits, provenance, key, value, entry):
-                    continue  # the same value from the same source again: history gains nothing
+                    # The same value from the same source and identifier again: no new row, but
+                    # the row is dated by its latest sighting, so traits rebuilt from rows (after
+                    # an unmerge) decide exactly as the materialised ones did.
+                    if provenance[key] is not current:
+                        refreshes.refresh(root.id, key, current["raw_event_id"], provenance[key])
+                    continue
                 trait_rules.apply_trait(profile_traits, provenance, key, value, entry)
+                refreshes.added(root.id, key, entry["raw_event_id"], len(trait_rows))
                 trait_rows.append(
                     (
                         root.id,
@@ -448,6 +456,48 @@ def _write_profiles(resolver: BatchResolver, existing: dict[int, Profile], delta
         )
     update_rows(Profile, PROFILE_FIELDS, updated)
     insert_rows(TraitValue, TRAIT_VALUE_FIELDS, trait_rows)
+    refreshes.write()
+
+
+class _TraitRefreshes:
+    """Re-dates trait rows whose value was seen again: rows this batch inserts are changed before
+    the insert, stored rows by one UPDATE per row found by (profile, key, raw event)."""
+
+    def __init__(self, trait_rows: list):
+        self.trait_rows = trait_rows
+        self.rows: dict[tuple, tuple] = {}  # (profile, key, raw event of the sighting) -> the row
+        self.stored: dict[tuple, tuple] = {}  # (profile, key, raw event stored) -> (observed, raw)
+
+    def added(self, profile_id, key, raw_event_id, index) -> None:
+        self.rows[(profile_id, key, raw_event_id)] = ("pending", index)
+
+    def refresh(self, profile_id, key, raw_event_id, entry: dict) -> None:
+        if raw_event_id is None:
+            return
+        row = self.rows.get((profile_id, key, raw_event_id), ("stored", raw_event_id))
+        seen_at = trait_rules.observed_at(entry)
+        if row[0] == "pending":
+            values = list(self.trait_rows[row[1]])
+            values[4], values[6] = entry["raw_event_id"], seen_at
+            self.trait_rows[row[1]] = tuple(values)
+        else:
+            self.stored[(profile_id, key, row[1])] = (seen_at, entry["raw_event_id"])
+        self.rows[(profile_id, key, entry["raw_event_id"])] = row
+
+    def write(self) -> None:
+        if not self.stored:
+            return
+        table = connection.ops.quote_name(TraitValue._meta.db_table)
+        observed = TraitValue._meta.get_field("observed_at")
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {table} SET observed_at = %s, raw_event_id = %s "  # noqa: S608
+                "WHERE profile_id = %s AND key = %s AND raw_event_id = %s",
+                [
+                    (observed.get_db_prep_save(seen_at, connection), new_raw, profile_id, key, raw_event_id)
+                    for (profile_id, key, raw_event_id), (seen_at, new_raw) in self.stored.items()
+                ],
+            )
 
 
 PROFILE_FIELDS = [

@@ -272,3 +272,20 @@ def test_unmerge_twice_is_refused_with_a_reason(send, two_people):
     with pytest.raises(IdentityActionError, match="already undone"):
         merge_unmerge(merge_id=merge.pk, actor="user:gina")
     assert Unmerge.objects.count() == 1
+
+
+def test_traits_rebuilt_from_rows_decide_as_the_materialised_ones(send):
+    """A value seen again only re-dates its row; a late older value must not win on a rebuild."""
+    from profiles.services.recompute import profile_recompute
+
+    ids = [("email", "ada@example.com")]
+    send(event("page.viewed", at="2026-01-01T10:00:00+00:00", ids=ids, traits={"city": "Rome"}))
+    raw_events_process()
+    send(event("page.viewed", at="2026-01-03T10:00:00+00:00", ids=ids, traits={"city": "Rome"}))
+    raw_events_process()
+    send(event("page.viewed", at="2026-01-02T10:00:00+00:00", ids=ids, traits={"city": "Paris"}))
+    raw_events_process()
+    profile = profile_of("email", "ada@example.com")
+    assert profile.traits == {"city": "Rome"}
+    assert TraitValue.objects.filter(profile=profile).count() == 2  # the repeat added no row
+    assert profile_recompute(profile_id=profile.pk).traits == {"city": "Rome"}

@@ -5,4 +5,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("profiles.api.urls")),
     path("", include("identity.api.urls")),
+    path("", include("identity.api.urls_metrics")),
 ]

@@ -15,6 +15,8 @@ class MenuEntry:
 MENU = (
     MenuEntry("Profiles", "profiles:profile_list", "profiles.view_profile"),
     MenuEntry("Merge review", "identity:review_queue", "identity.view_identitylink"),
+    MenuEntry("Identity metrics", "identity:metrics", "identity.view_identitymetricsnapshot"),
+    MenuEntry("Identity simulation", "identity:simulation", "identity.view_identitymetricsnapshot"),
     MenuEntry("Sources", "profiles:source_list", "profiles.view_source"),
     MenuEntry("Raw events", "profiles:raw_event_list", "profiles.view_rawevent"),
     MenuEntry("CSV import", "profiles:csv_import_list", "profiles.view_csvimport"),

@@ -5,4 +5,5 @@ from django.urls import include, path
 app_name = "identity"
 urlpatterns = [
     path("", include("identity.urls_review")),
+    path("", include("identity.urls_metrics")),
 ]

@@ -209,3 +209,17 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# Probabilistic identity matching (identity/matching). A pair at or above the auto threshold is
+# linked and merged; between review and auto it is queued for review; below, nothing happens.
+IDENTITY_MATCH_AUTO_THRESHOLD = float(os.environ.get("IDENTITY_MATCH_AUTO_THRESHOLD", "0.995"))
+IDENTITY_MATCH_REVIEW_THRESHOLD = float(os.environ.get("IDENTITY_MATCH_REVIEW_THRESHOLD", "0.8"))
+# Blocking keys held by more profiles than this are skipped (counted in MatchRun.parameters).
+IDENTITY_MATCH_BLOCK_CAP = int(os.environ.get("IDENTITY_MATCH_BLOCK_CAP", "50"))
+IDENTITY_MATCH_EM_ITERATIONS = int(os.environ.get("IDENTITY_MATCH_EM_ITERATIONS", "200"))
+# u of random pairs: drawn among this many randomly chosen profiles.
+IDENTITY_MATCH_RANDOM_PROFILES = int(os.environ.get("IDENTITY_MATCH_RANDOM_PROFILES", "2000"))
+IDENTITY_MATCH_RANDOM_PAIRS = int(os.environ.get("IDENTITY_MATCH_RANDOM_PAIRS", "50000"))
+# A run (incremental or full) with fewer candidate pairs reuses the last fitted model instead of refitting.
+IDENTITY_MATCH_MIN_FIT_PAIRS = int(os.environ.get("IDENTITY_MATCH_MIN_FIT_PAIRS", "500"))
+IDENTITY_MATCH_SAMPLE_SIZE = int(os.environ.get("IDENTITY_MATCH_SAMPLE_SIZE", "200"))

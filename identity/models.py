@@ -122,7 +122,16 @@ class IdentityLink(models.Model):
                 condition=Q(from_identifier__lt=models.F("to_identifier")), name="identity_link_ordered"
             ),
         ]
-        indexes = [models.Index(fields=["to_identifier"]), models.Index(fields=["status", "created_at"])]
+        indexes = [
+            models.Index(fields=["to_identifier"]),
+            models.Index(fields=["status", "created_at"]),
+            # Rejected links are few: resolution reads them for every batch, so they get their own.
+            models.Index(
+                fields=["from_identifier", "to_identifier"],
+                condition=Q(status="rejected"),
+                name="identity_link_rejected",
+            ),
+        ]
 
 
 class Merge(models.Model):

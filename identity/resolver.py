@@ -17,15 +17,17 @@ the start of a batch cannot change under it.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Q
 
-from cdp_site.db import insert_rows, update_rows
+from cdp_site.db import insert_rows, select_in, update_rows
 from identity import domain
 from identity.models import BlockedValue, Identifier, IdentifierType, IdentityLink, Merge
 
@@ -144,32 +146,27 @@ class BatchResolver:
         for rule, normalised in keys:
             wanted[(rule.id, blind_index(rule.slug, normalised))] = (rule, normalised)
         hashes = sorted({lookup_hash for _, lookup_hash in wanted})
-        rows = []
-        for start in range(0, len(hashes), 900):  # SQLite caps bound parameters
-            rows.extend(
-                Identifier.objects.filter(lookup_hash__in=hashes[start : start + 900]).values_list(
-                    "id",
-                    "identifier_type_id",
-                    "lookup_hash",
-                    "profile_id",
-                    "source_id",
-                    "is_verified",
-                    "first_seen_at",
-                    "last_seen_at",
-                )
-            )
+        rows = select_in(
+            Identifier,
+            [
+                "id",
+                "identifier_type_id",
+                "lookup_hash",
+                "profile_id",
+                "source_id",
+                "is_verified",
+                "first_seen_at",
+                "last_seen_at",
+            ],
+            "lookup_hash",
+            hashes,
+        )
         profile_ids = sorted({row[3] for row in rows})
         for profile_id in profile_ids:
             self.profiles[profile_id] = ProfileState(id=profile_id, members={profile_id})
         self._load_separations(profile_ids)
-        for start in range(0, len(profile_ids), 900):
-            counts = (
-                Identifier.objects.filter(profile_id__in=profile_ids[start : start + 900])
-                .values_list("profile_id", "identifier_type_id")
-                .annotate(n=Count("id"))
-            )
-            for profile_id, type_id, n in counts:
-                self.profiles[profile_id].counts[type_id] = n
+        for profile_id, type_id, n in _type_counts(profile_ids):
+            self.profiles[profile_id].counts[type_id] = n
         for identifier_id, type_id, lookup_hash, profile_id, source_id, is_verified, first_seen, last_seen in rows:
             if (type_id, lookup_hash) not in wanted:
                 continue
@@ -187,17 +184,10 @@ class BatchResolver:
             )
 
     def _load_separations(self, profile_ids: list[int]) -> None:
-        for start in range(0, len(profile_ids), 900):
-            chunk = profile_ids[start : start + 900]
-            rows = (
-                IdentityLink.objects.filter(status=IdentityLink.REJECTED)
-                .filter(Q(from_identifier__profile_id__in=chunk) | Q(to_identifier__profile_id__in=chunk))
-                .values_list("from_identifier__profile_id", "to_identifier__profile_id", "evidence")
-            )
-            for a, b, evidence in rows:
-                if a != b:
-                    raw_event_id = (evidence or {}).get("raw_event_id")
-                    self.separations.setdefault(frozenset((a, b)), set()).add(raw_event_id)
+        for a, b, evidence in _rejected_between(profile_ids):
+            if a != b:
+                raw_event_id = (evidence or {}).get("raw_event_id")
+                self.separations.setdefault(frozenset((a, b)), set()).add(raw_event_id)
 
     def _separation(self, a: ProfileState, b: ProfileState) -> set | None:
         """Raw event ids of the rejected links between two profiles, or None if nothing separates them."""
@@ -428,9 +418,7 @@ class BatchResolver:
             )
             for state in new_identifiers
         ]
-        Identifier.objects.bulk_create(rows, batch_size=500)
-        for state, row in zip(new_identifiers, rows, strict=True):
-            state.id, state.is_new = row.pk, True
+        _insert_identifiers(new_identifiers, rows)
         update_rows(
             Identifier,
             ["last_seen_at", "is_verified"],
@@ -440,8 +428,8 @@ class BatchResolver:
         self._write_merges()
 
     def _write_links(self) -> None:
-        """Every planned link in one statement (existing pairs are left as they are), then the
-        merges' links made active, with their ids for the Merge rows."""
+        """Every planned link in one statement (existing pairs are left as they are); the ids of
+        the links this inserted come back for the Merge rows."""
         merge_rules = {id(merge.link): merge.rule for merge in self.merges}
         rows = []
         for link in self.links:
@@ -459,7 +447,7 @@ class BatchResolver:
                     link.created_at,
                 )
             )
-        insert_rows(
+        inserted = insert_rows(
             IdentityLink,
             [
                 "from_identifier",
@@ -474,7 +462,9 @@ class BatchResolver:
             ],
             rows,
             ignore_conflicts=True,
+            returning=["id", "from_identifier_id", "to_identifier_id"] if self.merges else None,
         )
+        self._inserted_links = {(low, high): link_id for link_id, low, high in inserted}
         self._reopen_rejected_pairs()
 
     def _reopen_rejected_pairs(self) -> None:
@@ -496,48 +486,165 @@ class BatchResolver:
         if not self.merges:
             return
         pairs = {tuple(sorted((merge.link.a.id, merge.link.b.id))): merge for merge in self.merges}
-        lows, highs = sorted({low for low, _ in pairs}), sorted({high for _, high in pairs})
-        links = {}
-        for start in range(0, len(lows), 400):
-            for link in IdentityLink.objects.filter(
-                from_identifier_id__in=lows[start : start + 400], to_identifier_id__in=highs
-            ).only("id", "from_identifier_id", "to_identifier_id", "status", "confidence"):
-                if (link.from_identifier_id, link.to_identifier_id) in pairs:
-                    links[(link.from_identifier_id, link.to_identifier_id)] = link
+        # (id, status, confidence) per pair: inserted just now as planned, or there before.
+        links = {pair: (link_id, IdentityLink.ACTIVE, 1.0) for pair, link_id in self._inserted_links.items()}
+        links.update(_links_by_pair([pair for pair in pairs if pair not in links]))
         # A pair blocked earlier (the limits have changed since) is active now that it merged.
-        reactivated = [link.pk for link in links.values() if link.status == IdentityLink.BLOCKED]
+        reactivated = [link_id for link_id, status, _ in links.values() if status == IdentityLink.BLOCKED]
         if reactivated:
             IdentityLink.objects.filter(pk__in=reactivated).update(status=IdentityLink.ACTIVE, reason="")
         survivor_identifiers = self._identifiers_before_batch({merge.survivor.id for merge in self.merges})
         moved = profile_rows_move_many(moves=[(merge.absorbed.id, merge.survivor.id) for merge in self.merges])
-        Merge.objects.bulk_create(
+        insert_rows(
+            Merge,
             [
-                Merge(
-                    survivor_id=merge.survivor.id,
-                    absorbed_id=merge.absorbed.id,
-                    link=links.get(pair),
-                    rule=merge.rule,
-                    actor=f"rule:{merge.rule}",
-                    confidence=links[pair].confidence if pair in links else 1.0,
-                    evidence=merge.evidence,
-                    moved=moved.get(merge.absorbed.id, {}),
-                    survivor_identifiers=survivor_identifiers.get(merge.survivor.id, []),
-                    created_at=merge.created_at,
+                "survivor",
+                "absorbed",
+                "link",
+                "rule",
+                "actor",
+                "confidence",
+                "evidence",
+                "moved",
+                "survivor_identifiers",
+                "created_at",
+            ],
+            [
+                (
+                    merge.survivor.id,
+                    merge.absorbed.id,
+                    links[pair][0] if pair in links else None,
+                    merge.rule,
+                    f"rule:{merge.rule}",
+                    links[pair][2] if pair in links else 1.0,
+                    merge.evidence,
+                    moved.get(merge.absorbed.id, {}),
+                    survivor_identifiers.get(merge.survivor.id, []),
+                    merge.created_at,
                 )
                 for pair, merge in ((tuple(sorted((m.link.a.id, m.link.b.id))), m) for m in self.merges)
             ],
-            batch_size=500,
         )
 
     def _identifiers_before_batch(self, profile_ids: set[int]) -> dict[int, list[int]]:
         """Per profile, the identifiers it held before this batch: one side of each merge, kept so
         an unmerge knows what to separate. Identifiers this batch created are left out."""
-        new_ids = [state.id for state in self.identifiers.values() if state.is_new]
-        ids, held = sorted(profile_ids), {}
-        for start in range(0, len(ids), 900):
-            rows = Identifier.objects.filter(profile_id__in=ids[start : start + 900])
-            if new_ids:
-                rows = rows.filter(id__lt=min(new_ids))  # resolution is serialised, so ids only grow
-            for identifier_id, profile_id in rows.values_list("id", "profile_id").order_by("id"):
+        created = {state.id for state in self.identifiers.values() if state.is_new}
+        held: dict[int, list[int]] = {}
+        for identifier_id, profile_id in sorted(select_in(Identifier, ["id", "profile_id"], "profile_id", profile_ids)):
+            if identifier_id not in created:
                 held.setdefault(profile_id, []).append(identifier_id)
         return held
+
+
+def _type_counts(profile_ids: list[int]) -> list[tuple[int, int, int]]:
+    """(profile, identifier type, count) for these profiles."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT profile_id, identifier_type_id, count(*) FROM identity_identifier "
+                "WHERE profile_id = ANY(%b::bigint[]) GROUP BY 1, 2",
+                [profile_ids],
+            )
+            return cursor.fetchall()
+    counts = []
+    for start in range(0, len(profile_ids), 900):
+        counts.extend(
+            Identifier.objects.filter(profile_id__in=profile_ids[start : start + 900])
+            .values_list("profile_id", "identifier_type_id")
+            .annotate(n=Count("id"))
+        )
+    return counts
+
+
+def _rejected_between(profile_ids: list[int]) -> list[tuple[int, int, dict]]:
+    """(profile, profile, evidence) of the rejected links touching these profiles. Rejected links
+    are few and have a partial index of their own, so this stays cheap however big the graph."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT a.profile_id, b.profile_id, l.evidence FROM identity_identitylink l "
+                "JOIN identity_identifier a ON a.id = l.from_identifier_id "
+                "JOIN identity_identifier b ON b.id = l.to_identifier_id "
+                "WHERE l.status = 'rejected' "
+                "AND (a.profile_id = ANY(%b::bigint[]) OR b.profile_id = ANY(%b::bigint[]))",
+                [profile_ids, profile_ids],
+            )
+            return [
+                (a, b, evidence if isinstance(evidence, dict) else json.loads(evidence)) for a, b, evidence in cursor
+            ]
+    found = []
+    for start in range(0, len(profile_ids), 900):
+        chunk = profile_ids[start : start + 900]
+        found.extend(
+            IdentityLink.objects.filter(status=IdentityLink.REJECTED)
+            .filter(Q(from_identifier__profile_id__in=chunk) | Q(to_identifier__profile_id__in=chunk))
+            .values_list("from_identifier__profile_id", "to_identifier__profile_id", "evidence")
+        )
+    return found
+
+
+def _links_by_pair(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, str, float]]:
+    """(id, status, confidence) of the links between these (low, high) identifier pairs."""
+    if not pairs:
+        return {}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT l.from_identifier_id, l.to_identifier_id, l.id, l.status, l.confidence "
+                "FROM identity_identitylink l JOIN unnest(%b::bigint[], %b::bigint[]) AS p(low, high) "
+                "ON l.from_identifier_id = p.low AND l.to_identifier_id = p.high",
+                [[low for low, _ in pairs], [high for _, high in pairs]],
+            )
+            return {(low, high): (link_id, status, confidence) for low, high, link_id, status, confidence in cursor}
+    wanted, found = set(pairs), {}
+    lows = sorted({low for low, _ in pairs})
+    for start in range(0, len(lows), 400):
+        for low, high, link_id, status, confidence in IdentityLink.objects.filter(
+            from_identifier_id__in=lows[start : start + 400]
+        ).values_list("from_identifier_id", "to_identifier_id", "id", "status", "confidence"):
+            if (low, high) in wanted:
+                found[(low, high)] = (link_id, status, confidence)
+    return found
+
+
+def _insert_identifiers(states: list[IdentifierState], rows: list[Identifier]) -> None:
+    """Insert new identifiers and give each state its id: one statement on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        Identifier.objects.bulk_create(rows, batch_size=500)
+        for state, row in zip(states, rows, strict=True):
+            state.id, state.is_new = row.pk, True
+        return
+    names = [
+        "identifier_type",
+        "value",
+        "encrypted_value",
+        "lookup_hash",
+        "profile",
+        "source",
+        "is_verified",
+        "first_seen_at",
+        "last_seen_at",
+    ]
+    inserted = insert_rows(
+        Identifier,
+        names,
+        [
+            (
+                row.identifier_type_id,
+                row.value,
+                row.encrypted_value,
+                row.lookup_hash,
+                row.profile_id,
+                row.source_id,
+                row.is_verified,
+                row.first_seen_at,
+                row.last_seen_at,
+            )
+            for row in rows
+        ],
+        returning=["id", "identifier_type_id", "lookup_hash"],
+    )
+    ids = {(type_id, lookup_hash): identifier_id for identifier_id, type_id, lookup_hash in inserted}
+    for state in states:
+        state.id, state.is_new = ids[(state.rule.id, state.lookup_hash)], True

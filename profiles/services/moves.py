@@ -31,31 +31,38 @@ def profile_rows_move_many(*, moves: list[tuple[int, int]]) -> dict[int, dict]:
     for absorbed, root in final.items():
         by_root.setdefault(root, []).append(absorbed)
     for name, model in _TABLES.items():
-        for start in range(0, len(absorbed_ids), 900):
-            chunk = absorbed_ids[start : start + 900]
-            for row_id, profile_id in model.objects.filter(profile_id__in=chunk).values_list("id", "profile_id"):
-                moved[profile_id][name].append(row_id)
-        _repoint(model, final, by_root)
+        for row_id, profile_id in _repoint(model, final, by_root):
+            moved[profile_id][name].append(row_id)
+    for rows in moved.values():
+        for ids in rows.values():
+            ids.sort()
     update_rows(
         Profile, ["status", "merged_into"], [(absorbed, Profile.MERGED, survivor) for absorbed, survivor in moves]
     )
     return moved
 
 
-def _repoint(model, final: dict[int, int], by_root: dict[int, list[int]]) -> None:
-    if connection.vendor == "postgresql" and len(final) > 1:
+def _repoint(model, final: dict[int, int], by_root: dict[int, list[int]]) -> list[tuple[int, int]]:
+    """Move the rows of absorbed profiles to their final survivor; returns (row id, absorbed id)."""
+    if connection.vendor == "postgresql":
+        # One statement: the moved rows come back with the profile they left.
         table = connection.ops.quote_name(model._meta.db_table)
-        values = ", ".join(["(%s::bigint, %s::bigint)"] * len(final))
-        params = [value for pair in final.items() for value in pair]
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table} AS t SET profile_id = m.root FROM (VALUES {values}) AS m(absorbed, root) "  # noqa: S608
-                "WHERE t.profile_id = m.absorbed",
-                params,
+                f"UPDATE {table} AS t SET profile_id = m.root "  # noqa: S608
+                "FROM unnest(%b::bigint[], %b::bigint[]) AS m(absorbed, root) "
+                "WHERE t.profile_id = m.absorbed RETURNING t.id, m.absorbed",
+                [list(final), list(final.values())],
             )
-        return
+            return cursor.fetchall()
+    found = []
     for root, absorbed in by_root.items():
-        model.objects.filter(profile_id__in=absorbed).update(profile_id=root)
+        for start in range(0, len(absorbed), 900):
+            chunk = absorbed[start : start + 900]
+            rows = model.objects.filter(profile_id__in=chunk)
+            found.extend(rows.values_list("id", "profile_id"))
+            rows.update(profile_id=root)
+    return found
 
 
 _TABLES = {

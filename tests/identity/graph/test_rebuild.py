@@ -109,7 +109,7 @@ def test_repairs_identifiers_left_on_a_merged_profile(graph):
     assert [f.kind for f in report.warnings] == ["profile_without_identifiers"]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_outside_a_transaction_both_read_one_snapshot(graph):
     # Outermost, the check runs REPEATABLE READ, READ ONLY and the dry run REPEATABLE READ (it
     # writes temporary tables) on PostgreSQL; nothing may be left behind.

@@ -35,6 +35,7 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python manage.py benchmark_ingestion
+	$(BIN)/python manage.py benchmark_identity
 
 clean:
 	rm -rf $(VENV) var

@@ -155,7 +155,7 @@ def test_metrics_page_queries_do_not_grow_with_sources_or_history(client, make_u
     from profiles.models import Source
 
     client.force_login(make_user("marketer"))
-    url = reverse("identity:metrics")
+    url = reverse("identity:metrics") + "?live=1"
     client.get(url)  # warm the session and permission caches alike for both runs
     with CaptureQueriesContext(connection) as small:
         assert client.get(url).status_code == 200
@@ -165,3 +165,23 @@ def test_metrics_page_queries_do_not_grow_with_sources_or_history(client, make_u
     with CaptureQueriesContext(connection) as large:
         assert client.get(url).status_code == 200
     assert len(large) == len(small)
+
+
+def test_metrics_page_shows_a_fresh_snapshot_and_computes_on_request(client, make_user, graph):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    snapshot = identity_metrics_snapshot()
+    Profile.objects.filter(status=Profile.ACTIVE).update(status=Profile.DELETED)  # the graph moves on
+    client.force_login(make_user("marketer"))
+    url = reverse("identity:metrics")
+
+    html = client.get(url).content.decode()
+    assert "Figures from the snapshot of" in html and "<strong>5</strong>" in html
+    live = client.get(url, {"live": "1"}).content.decode()
+    assert "Figures computed now" in live and "<strong>0</strong>" in live
+
+    IdentityMetricSnapshot.objects.filter(pk=snapshot.pk).update(captured_at=timezone.now() - timedelta(hours=3))
+    stale = client.get(url).content.decode()
+    assert "Figures computed now" in stale and "<strong>0</strong>" in stale

@@ -23,8 +23,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from identity.locks import identity_lock
-from identity.models import Identifier, IdentityLink
-from profiles.models import Event, Profile
+from identity.models import Identifier, IdentityLink, Merge
+from profiles.models import Event, Profile, TraitValue
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ IDENTIFIERS = Identifier._meta.db_table
 LINKS = IdentityLink._meta.db_table
 PROFILES = Profile._meta.db_table
 EVENTS = Event._meta.db_table
+TRAIT_VALUES = TraitValue._meta.db_table
+REBUILD_RULE = "graph_rebuild"
 
 # Profile status codes in the per-profile bytearray (0: no such profile).
 _STATUS_CODES = {Profile.ACTIVE: 1, Profile.MERGED: 2, Profile.DELETED: 3}
@@ -500,6 +502,8 @@ class RebuildReport:
     is_applied: bool = False
     identifiers_moved: int = 0
     events_moved: int = 0
+    trait_values_moved: int = 0
+    profiles_recomputed: int = 0
     profiles_created: int = 0
     profiles_merged: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -678,6 +682,10 @@ def _repair(report: RebuildReport) -> None:
         f"UPDATE {EVENTS} SET profile_id = m.profile_id FROM ({moves}) m "  # noqa: S608
         f"WHERE {EVENTS}.identifier_id = m.identifier_id AND {EVENTS}.profile_id <> m.profile_id"
     )
+    report.trait_values_moved = _execute(
+        f"UPDATE {TRAIT_VALUES} SET profile_id = m.profile_id FROM ({moves}) m "  # noqa: S608
+        f"WHERE {TRAIT_VALUES}.identifier_id = m.identifier_id AND {TRAIT_VALUES}.profile_id <> m.profile_id"
+    )
     # Profiles left without identifiers are merged into the profile that took most of theirs; the
     # merge moves whatever they still hold (events without an identifier, trait values, consent).
     with connection.cursor() as cursor:
@@ -691,6 +699,21 @@ def _repair(report: RebuildReport) -> None:
             successors.setdefault(old_profile_id, new_profile_id)
     _merge_vacated(sorted(successors.items()))
     report.profiles_merged = len(successors)
+    # Every profile that gained or lost rows gets its traits, consent, revenue and confidence
+    # rebuilt from what it now holds (one profile at a time: repairs touch few).
+    from profiles.services.recompute import profile_recompute
+
+    touched = sorted(set(targets.values()) | (set(_vacated_sources()) - set(successors)))
+    for profile_id in touched:
+        if Profile.objects.filter(pk=profile_id, status=Profile.ACTIVE).exists():
+            profile_recompute(profile_id=profile_id)
+            report.profiles_recomputed += 1
+
+
+def _vacated_sources() -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT old_profile_id FROM {VACATED_TABLE}")  # noqa: S608
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _merge_vacated(moves: list[tuple[int, int]]) -> None:
@@ -698,5 +721,23 @@ def _merge_vacated(moves: list[tuple[int, int]]) -> None:
 
     # Targets are never vacated themselves, so the moves form no chains and chunking is safe;
     # chunks keep each statement under PostgreSQL's 65,535 bound parameters.
+    now = timezone.now()
     for start in range(0, len(moves), 10_000):
-        profile_rows_move_many(moves=moves[start : start + 10_000])
+        chunk = moves[start : start + 10_000]
+        moved = profile_rows_move_many(moves=chunk)
+        # Audited like any merge (no link: the graph itself decided), so it can be reviewed.
+        Merge.objects.bulk_create(
+            [
+                Merge(
+                    survivor_id=survivor,
+                    absorbed_id=absorbed,
+                    rule=REBUILD_RULE,
+                    actor=f"rule:{REBUILD_RULE}",
+                    evidence={"reason": "identity graph rebuild: the profile's identifiers belong to another"},
+                    moved=moved.get(absorbed, {}),
+                    created_at=now,
+                )
+                for absorbed, survivor in chunk
+            ],
+            batch_size=1000,
+        )

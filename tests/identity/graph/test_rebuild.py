@@ -1,7 +1,7 @@
 import pytest
 
 from identity.graph import identity_graph_check, identity_graph_rebuild
-from identity.models import Identifier, IdentityLink
+from identity.models import Identifier, IdentityLink, Merge
 from profiles.models import Event, Profile
 
 
@@ -58,6 +58,12 @@ def test_repairs_a_merge_whose_rows_were_never_moved(graph):
     stray.refresh_from_db()
     assert (stray.status, stray.merged_into_id) == (Profile.MERGED, graph.b.pk)
     assert identity_graph_check().violations == []
+    # Audited like a merge, and the surviving profile rebuilt from what it now holds.
+    merge = Merge.objects.get(absorbed=stray)
+    assert (merge.survivor_id, merge.rule, merge.actor) == (graph.b.pk, "graph_rebuild", "rule:graph_rebuild")
+    assert report.profiles_recomputed == 1
+    graph.b.refresh_from_db()
+    assert graph.b.first_seen_at == min(Event.objects.filter(profile=graph.b).values_list("occurred_at", flat=True))
 
 
 @pytest.mark.django_db

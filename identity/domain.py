@@ -98,23 +98,40 @@ def would_exceed_limits(
     return None
 
 
-def components(nodes, edges) -> list[set]:
-    """Connected components of an undirected graph (small: one profile's identifiers)."""
-    parent = {node: node for node in nodes}
+class DisjointSets:
+    """Union-find with path halving over hashable nodes; the smaller root wins a union, so
+    representatives are stable (the lowest id of a component)."""
 
-    def root(node):
+    def __init__(self, nodes):
+        self.parent = {node: node for node in nodes}
+
+    def __contains__(self, node) -> bool:
+        return node in self.parent
+
+    def root(self, node):
+        parent = self.parent
         while parent[node] != node:
             parent[node] = parent[parent[node]]
             node = parent[node]
         return node
 
+    def union(self, a, b) -> bool:
+        """Join the sets of a and b; False when they were already one."""
+        root_a, root_b = self.root(a), self.root(b)
+        if root_a == root_b:
+            return False
+        self.parent[max(root_a, root_b)] = min(root_a, root_b)
+        return True
+
+
+def components(nodes, edges) -> list[set]:
+    """Connected components of an undirected graph (small: one profile's identifiers)."""
+    sets = DisjointSets(nodes)
     for a, b in edges:
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
+        sets.union(a, b)
     groups: dict = {}
-    for node in nodes:
-        groups.setdefault(root(node), set()).add(node)
+    for node in sets.parent:
+        groups.setdefault(sets.root(node), set()).add(node)
     return sorted(groups.values(), key=min)
 
 
@@ -174,22 +191,11 @@ def minimum_cut(edges: list[tuple[int, int]], sources: set, sinks: set) -> set[i
 def bottleneck_confidence(nodes, links: list[tuple[int, int, float]]) -> float:
     """The lowest confidence of the links holding a component together: the weakest edge of a
     maximum spanning tree (a weak link that stronger ones make redundant holds nothing)."""
-    parent = {node: node for node in nodes}
-
-    def root(node):
-        while parent[node] != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
+    sets = DisjointSets(nodes)
     lowest, joined = 1.0, 1
     for a, b, confidence in sorted(links, key=lambda link: -link[2]):
-        if a not in parent or b not in parent:
-            continue
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[ra] = rb
+        if a in sets and b in sets and sets.union(a, b):
             lowest, joined = min(lowest, confidence), joined + 1
-            if joined == len(parent):
+            if joined == len(sets.parent):
                 break
     return lowest

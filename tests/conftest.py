@@ -28,6 +28,24 @@ def make_user(django_user_model):
 
 
 @pytest.fixture
+def api(make_user):
+    """A REST client holding a real token of a new user in the given roles: api("guest_services")."""
+    from rest_framework.test import APIClient
+
+    from cdp_site.models import ApiToken
+
+    def make(*roles):
+        user = make_user(*roles)
+        _, token = ApiToken.issue(user=user)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        client.username = user.username
+        return client
+
+    return make
+
+
+@pytest.fixture
 def canonical_source(monkeypatch, db):
     """A source whose payloads are canonical events (see canonical_mapper)."""
     monkeypatch.setitem(mappers._MODULES, "csv", "tests.profiles.processing.canonical_mapper")

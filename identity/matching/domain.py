@@ -23,6 +23,8 @@ from dataclasses import dataclass, replace
 from rapidfuzz import fuzz
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
+from identity.domain import DisjointSets
+
 # -- normalisation ---------------------------------------------------------------------------
 
 # Nickname -> formal name. Small on purpose: the common English diminutives that a typo
@@ -727,19 +729,10 @@ def decide(probability: float, *, auto_threshold: float, review_threshold: float
 
 def clusters(record_ids: Iterable[int], links: Iterable[tuple[int, int]]) -> dict[int, int]:
     """Union-find: record id -> cluster representative, the profiles that linking would produce."""
-    parent = {record_id: record_id for record_id in record_ids}
-
-    def root(node: int) -> int:
-        while parent[node] != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
+    sets = DisjointSets(record_ids)
     for a, b in links:
-        root_a, root_b = root(a), root(b)
-        if root_a != root_b:
-            parent[max(root_a, root_b)] = min(root_a, root_b)
-    return {record_id: root(record_id) for record_id in parent}
+        sets.union(a, b)
+    return {record_id: sets.root(record_id) for record_id in sets.parent}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,24 @@ from identity.models import Identifier, IdentityLink
 from profiles.models import Event, Profile
 
 
+def identity_tables_reset() -> None:
+    """Empty every table the pipeline writes: hypothesis runs many examples in one test database."""
+    from consent.models import ConsentRecord
+    from identity.models import IdentityLink, Merge, Unmerge
+    from profiles.models import RawEvent, TraitValue
+
+    Unmerge.objects.all().delete()
+    Merge.objects.all().delete()
+    IdentityLink.objects.all().delete()
+    Event.objects.all().delete()
+    ConsentRecord.objects.all().delete()
+    TraitValue.objects.all().delete()
+    RawEvent.objects.all().delete()
+    Identifier.objects.all().delete()
+    Profile.objects.update(merged_into=None)
+    Profile.objects.all().delete()
+
+
 def identity_invariant_violations() -> list[str]:
     problems = []
     active = set(Profile.objects.filter(status=Profile.ACTIVE).values_list("id", flat=True))

@@ -1,9 +1,7 @@
 """Merges, unmerge and the review queue over the REST API, with a real token per role."""
 
 import pytest
-from rest_framework.test import APIClient
 
-from cdp_site.models import ApiToken
 from identity.models import IdentityLink, Merge, Unmerge
 from identity.services import profiles_link
 from profiles.models import Profile
@@ -13,19 +11,6 @@ from tests.profiles.processing.conftest import event
 
 pytestmark = pytest.mark.django_db
 ROLES = ["marketer", "guest_services", "privacy_officer", "integration_engineer"]
-
-
-@pytest.fixture
-def api(make_user):
-    def make(*roles):
-        user = make_user(*roles)
-        _, token = ApiToken.issue(user=user)
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        client.username = user.username
-        return client
-
-    return make
 
 
 @pytest.fixture

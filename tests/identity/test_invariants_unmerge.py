@@ -9,13 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as statistic
 from hypothesis import strategies as st
 
-from consent.models import ConsentRecord
-from identity.models import Identifier, IdentityLink, Merge, Unmerge
+from identity.models import IdentityLink, Merge
 from identity.services import IdentityActionError, link_approve, link_reject, merge_unmerge, profiles_link
-from profiles.models import Event, Profile, RawEvent, TraitValue
+from profiles.models import Event, Profile, RawEvent
 from profiles.processing import raw_events_process
 from profiles.services.recompute import profile_recompute
-from tests.identity.invariants import identity_invariant_violations
+from tests.identity.invariants import identity_invariant_violations, identity_tables_reset
 from tests.identity.test_services import snapshot
 from tests.profiles.processing.conftest import event
 
@@ -37,19 +36,6 @@ step = st.one_of(
 )
 
 
-def _reset():
-    Unmerge.objects.all().delete()
-    Merge.objects.all().delete()
-    IdentityLink.objects.all().delete()
-    Event.objects.all().delete()
-    ConsentRecord.objects.all().delete()
-    TraitValue.objects.all().delete()
-    RawEvent.objects.all().delete()
-    Identifier.objects.all().delete()
-    Profile.objects.update(merged_into=None)
-    Profile.objects.all().delete()
-
-
 def _pick(rows, index):
     return rows[index % len(rows)] if rows else None
 
@@ -58,7 +44,7 @@ def _pick(rows, index):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(step, min_size=1, max_size=8))
 def test_invariants_hold_through_merges_reviews_and_unmerges(send, steps):
-    _reset()
+    identity_tables_reset()
     clock = itertools.count()
     start = datetime(2026, 1, 1, tzinfo=UTC)
     sent = 0

@@ -6,7 +6,6 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from cdp_site.models import ApiToken
 from identity.metrics import identity_metrics_snapshot
 from identity.models import IdentityMetricSnapshot
 from tests.identity.metrics.test_metrics import EXPECTED
@@ -15,17 +14,6 @@ pytestmark = pytest.mark.django_db
 
 PATH = "/api/v1/identity/metrics/"
 ALLOWED = {"marketer", "guest_services", "integration_engineer"}
-
-
-@pytest.fixture
-def api(make_user):
-    def make(*roles):
-        _, token = ApiToken.issue(user=make_user(*roles))
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        return client
-
-    return make
 
 
 @pytest.mark.parametrize("role", ["marketer", "guest_services", "privacy_officer", "integration_engineer"])

@@ -12,18 +12,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def api(make_user):
-    def make(*roles):
-        user = make_user(*roles)
-        _, token = ApiToken.issue(user=user)
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        return client
-
-    return make
-
-
-@pytest.fixture
 def ada(send):
     send(
         event(

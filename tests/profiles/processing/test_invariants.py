@@ -5,10 +5,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from identity.models import Identifier
-from profiles.models import Event, Profile, RawEvent
+from profiles.models import Event, RawEvent
 from profiles.processing import raw_events_process
-from tests.identity.invariants import identity_invariant_violations
+from tests.identity.invariants import identity_invariant_violations, identity_tables_reset
 from tests.profiles.processing.conftest import event
 
 POOLS = {
@@ -27,19 +26,7 @@ observation = st.lists(identifier, min_size=1, max_size=4)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=st.lists(st.lists(observation, min_size=1, max_size=6), min_size=1, max_size=4))
 def test_identity_invariants_hold_for_any_sequence(send, batches):
-    Event.objects.all().delete()
-    RawEvent.objects.all().delete()
-    from consent.models import ConsentRecord
-    from identity.models import IdentityLink, Merge
-    from profiles.models import TraitValue
-
-    Merge.objects.all().delete()
-    IdentityLink.objects.all().delete()
-    ConsentRecord.objects.all().delete()
-    TraitValue.objects.all().delete()
-    Identifier.objects.all().delete()
-    Profile.objects.update(merged_into=None)
-    Profile.objects.all().delete()
+    identity_tables_reset()
 
     sent = 0
     for batch in batches:

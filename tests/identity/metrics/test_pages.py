@@ -81,7 +81,7 @@ def test_metrics_page_shows_the_figures_and_trends(client, make_user, graph):
 
     assert "<strong>5</strong>" in html and "<strong>40%</strong>" in html
     assert "2 with a verified canonical identifier" in html
-    assert '67% <span class="muted">2/3</span>' in html  # shop -> booking
+    assert '66.7% <span class="muted">2/3</span>' in html  # shop -> booking
     assert "<code>co_observed</code></td><td>2</td><td>1</td>" in html
     assert f"<td>{'merge would give the profile 2 user_id identifiers (limit 1)'}</td><td>2</td>" in html
     assert "waiting for review (1 pending, 2 blocked)" in html
@@ -116,7 +116,7 @@ def test_simulation_reports_and_writes_nothing(client, make_user, graph):
     assert 'data-testid="simulation-report"' in html
     assert "<strong>5</strong> profiles, <strong>2</strong> merges,\n    <strong>2</strong> conflicts" in html
     assert "<td>bookings</td><td>shop</td>" in html  # the file name names an unnamed source
-    assert '67% <span class="muted">2/3</span>' in html
+    assert '66.7% <span class="muted">2/3</span>' in html
     assert "merge would give the profile 2 user_id identifiers (limit 1)" in html
     assert "bookings, line 8" in html  # a sample merge shows the row that joined
 
@@ -185,3 +185,11 @@ def test_metrics_page_shows_a_fresh_snapshot_and_computes_on_request(client, mak
     IdentityMetricSnapshot.objects.filter(pk=snapshot.pk).update(captured_at=timezone.now() - timedelta(hours=3))
     stale = client.get(url).content.decode()
     assert "Figures computed now" in stale and "<strong>0</strong>" in stale
+
+
+def test_percentages_never_round_to_all_or_nothing():
+    from identity.templatetags.identity_format import percent, share
+
+    assert share(912, 914) == "99.8%" and share(9999, 10000) == "99.9%" and share(3, 3) == "100%"
+    assert share(1, 5000) == "0.1%" and share(0, 5) == "0%" and share(1, 0) == "–"
+    assert percent(0.4) == "40%" and percent(None) == "–"

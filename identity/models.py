@@ -79,12 +79,13 @@ class Identifier(models.Model):
         return vault.decrypt(self.encrypted_value) if self.encrypted_value else self.value
 
     @staticmethod
-    def stored_values(rule: domain.IdentifierRule, normalised: str) -> dict:
-        """Column values for a normalised identifier: cleartext or ciphertext, and its blind index."""
+    def stored_values(rule: domain.IdentifierRule, normalised: str, *, lookup_hash: str | None = None) -> dict:
+        """Column values for a normalised identifier: cleartext or ciphertext, and its blind index
+        (pass `lookup_hash` when it is already known)."""
         return {
             "value": "" if rule.is_pii else normalised,
             "encrypted_value": vault.encrypt(normalised) if rule.is_pii else "",
-            "lookup_hash": vault.blind_index(rule.slug, normalised),
+            "lookup_hash": lookup_hash or vault.blind_index(rule.slug, normalised),
         }
 
 

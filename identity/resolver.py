@@ -121,6 +121,7 @@ class BatchResolver:
         # Pairs of existing profiles a rejected link keeps apart, with the raw events behind the
         # rejected links: the same evidence proposes nothing, new evidence goes to review.
         self.separations: dict[frozenset, set] = {}
+        self._hashes: dict[tuple[int, str], str] = {}
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -140,11 +141,9 @@ class BatchResolver:
 
     def preload(self, keys: list[tuple[domain.IdentifierRule, str]]) -> None:
         """Load every identifier the batch mentions, their profiles and those profiles' counts."""
-        from consent.vault import blind_index
-
         wanted: dict[tuple[int, str], tuple[domain.IdentifierRule, str]] = {}
         for rule, normalised in keys:
-            wanted[(rule.id, blind_index(rule.slug, normalised))] = (rule, normalised)
+            wanted[(rule.id, self._lookup_hash(rule, normalised))] = (rule, normalised)
         hashes = sorted({lookup_hash for _, lookup_hash in wanted})
         rows = select_in(
             Identifier,
@@ -155,7 +154,6 @@ class BatchResolver:
                 "profile_id",
                 "source_id",
                 "is_verified",
-                "first_seen_at",
                 "last_seen_at",
             ],
             "lookup_hash",
@@ -167,7 +165,7 @@ class BatchResolver:
         self._load_separations(profile_ids)
         for profile_id, type_id, n in _type_counts(profile_ids):
             self.profiles[profile_id].counts[type_id] = n
-        for identifier_id, type_id, lookup_hash, profile_id, source_id, is_verified, first_seen, last_seen in rows:
+        for identifier_id, type_id, lookup_hash, profile_id, source_id, is_verified, last_seen in rows:
             if (type_id, lookup_hash) not in wanted:
                 continue
             rule, normalised = wanted[(type_id, lookup_hash)]
@@ -179,9 +177,18 @@ class BatchResolver:
                 id=identifier_id,
                 source_id=source_id,
                 is_verified=is_verified,
-                first_seen_at=first_seen,
                 last_seen_at=last_seen,
             )
+
+    def _lookup_hash(self, rule: domain.IdentifierRule, normalised: str) -> str:
+        """The keyed blind index of a value, computed once per batch (an HMAC per call)."""
+        key = (rule.id, normalised)
+        lookup_hash = self._hashes.get(key)
+        if lookup_hash is None:
+            from consent.vault import blind_index
+
+            lookup_hash = self._hashes[key] = blind_index(rule.slug, normalised)
+        return lookup_hash
 
     def _load_separations(self, profile_ids: list[int]) -> None:
         for a, b, evidence in _rejected_between(profile_ids):
@@ -200,9 +207,7 @@ class BatchResolver:
         return found
 
     def _state_for(self, rule, normalised, *, source_id, is_verified, seen_at) -> IdentifierState:
-        from consent.vault import blind_index
-
-        lookup_hash = blind_index(rule.slug, normalised)
+        lookup_hash = self._lookup_hash(rule, normalised)
         key = (rule.id, lookup_hash)
         state = self.identifiers.get(key)
         if state is None:
@@ -414,7 +419,7 @@ class BatchResolver:
                 is_verified=state.is_verified,
                 first_seen_at=state.first_seen_at,
                 last_seen_at=state.last_seen_at,
-                **Identifier.stored_values(state.rule, state.normalised),
+                **Identifier.stored_values(state.rule, state.normalised, lookup_hash=state.lookup_hash),
             )
             for state in new_identifiers
         ]

@@ -6,4 +6,5 @@ urlpatterns = [
     path("", include("profiles.api.urls")),
     path("", include("identity.api.urls")),
     path("", include("identity.api.urls_metrics")),
+    path("", include("segments.api.urls")),
 ]

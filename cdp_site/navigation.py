@@ -14,6 +14,7 @@ class MenuEntry:
 
 MENU = (
     MenuEntry("Profiles", "profiles:profile_list", "profiles.view_profile"),
+    MenuEntry("Segments", "segments:segment_list", "segments.view_segment"),
     MenuEntry("Merge review", "identity:review_queue", "identity.view_identitylink"),
     MenuEntry("Identity metrics", "identity:metrics", "identity.view_identitymetricsnapshot"),
     MenuEntry("Identity simulation", "identity:simulation", "identity.view_identitymetricsnapshot"),

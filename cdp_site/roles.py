@@ -17,6 +17,11 @@ ROLE_PERMISSIONS = {
         "profiles.view_traitvalue",
         "consent.view_consentrecord",
         "identity.view_identitymetricsnapshot",
+        "segments.view_segment",
+        "segments.add_segment",
+        "segments.change_segment",
+        "segments.view_segmentversion",
+        "segments.add_segmentversion",
     ],
     GUEST_SERVICES: [
         "profiles.view_profile",

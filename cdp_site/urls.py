@@ -17,4 +17,5 @@ urlpatterns = [
     # Back-office pages.
     path("", include("profiles.urls")),
     path("", include("identity.urls")),
+    path("", include("segments.urls")),
 ]

@@ -266,10 +266,28 @@ def _apply(raws: list[RawEvent]) -> ProcessResult:
     _write_profiles(resolver, existing, deltas, now)
     _write_drift(drift, now)
     _write_statuses(statuses, now)
+    _nudge_segments(resolver, planned)
     result.processed = len(statuses[RawEvent.PROCESSED])
     result.quarantined = len(statuses[RawEvent.QUARANTINED])
     result.failed = len(statuses[RawEvent.FAILED])
     return result
+
+
+def _nudge_segments(resolver: BatchResolver, planned) -> None:
+    """Once the batch commits, re-evaluate the segments that depend on what it changed, for the
+    profiles it touched only (merged-away ones included, so they leave their segments)."""
+    profile_ids = [root.id for root in resolver.touched_roots()] + [merge.absorbed.id for merge in resolver.merges]
+    if not profile_ids:
+        return
+    event_types = {event.type for _raw, _sequence, event, _target, _primary in planned if event.type}
+    trait_keys = {key for _raw, _sequence, event, _target, _primary in planned for key in event.traits}
+
+    def enqueue():
+        from segments.tasks import enqueue_reevaluation
+
+        enqueue_reevaluation(profile_ids=profile_ids, event_types=sorted(event_types), trait_keys=sorted(trait_keys))
+
+    transaction.on_commit(enqueue)
 
 
 def _deltas(planned) -> dict[int, _ProfileDelta]:

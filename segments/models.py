@@ -1,1 +1,104 @@
-# Models arrive with the segments issue.
+from django.conf import settings
+from django.core.validators import MaxValueValidator
+from django.db import models
+
+
+class Segment(models.Model):
+    """An audience: a slug plus immutable versions of its definition, one of them published."""
+
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    is_suppression = models.BooleanField(
+        default=False, help_text="A suppression list: syncs and triggers exclude its members."
+    )
+    holdout_percent = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(90)],
+        help_text="Share of members kept as a control group that no activation reaches.",
+    )
+    published_version = models.OneToOneField(
+        "SegmentVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class SegmentVersion(models.Model):
+    """One definition of a segment, never changed once written."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    definition = models.JSONField()
+    definition_hash = models.CharField(max_length=64)
+    author = models.CharField(max_length=150, help_text="User name, or the command that applied a file.")
+    note = models.CharField(max_length=500)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["segment", "-number"]
+        constraints = [models.UniqueConstraint(fields=["segment", "number"], name="segment_version_unique_number")]
+
+    def __str__(self):
+        return f"{self.segment_id} v{self.number}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Segment versions are immutable: write a new version.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Segment versions are immutable.")
+
+
+class SegmentMembership(models.Model):
+    """A stay of one profile in one segment: entered, and exited once it no longer matches.
+
+    Entries and exits are the signal activations read (rows entered or exited since their last
+    run). Holdout members are in the segment but kept from every activation."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    profile = models.ForeignKey("profiles.Profile", on_delete=models.CASCADE, related_name="segment_memberships")
+    version = models.ForeignKey(SegmentVersion, on_delete=models.PROTECT, related_name="+")
+    entered_at = models.DateTimeField()
+    exited_at = models.DateTimeField(null=True, blank=True)
+    exit_version = models.ForeignKey(
+        SegmentVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    is_holdout = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["segment", "profile"], condition=models.Q(exited_at__isnull=True), name="membership_one_open"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["segment", "entered_at"]),
+            models.Index(fields=["segment", "exited_at"]),
+            models.Index(fields=["profile"]),
+        ]
+
+
+class SegmentRefresh(models.Model):
+    """One recomputation of a segment's membership: counts kept for the growth chart."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="refreshes")
+    version = models.ForeignKey(SegmentVersion, on_delete=models.PROTECT, related_name="+")
+    computed_at = models.DateTimeField()
+    members = models.PositiveIntegerField()
+    entered = models.PositiveIntegerField()
+    exited = models.PositiveIntegerField()
+    seconds = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["segment", "computed_at"])]

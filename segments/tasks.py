@@ -1,0 +1,28 @@
+"""django-q2 tasks: thin wrappers; membership rows are the durable state, tasks only nudge."""
+
+from segments.membership import profiles_reevaluate, segment_memberships_refresh_all
+
+
+def segment_memberships_refresh_task() -> dict:
+    results = segment_memberships_refresh_all()
+    return {
+        result.segment: {"members": result.members, "entered": result.entered, "exited": result.exited}
+        for result in results
+    }
+
+
+def profiles_reevaluate_task(*, profile_ids: list[int], event_types: list[str], trait_keys: list[str]) -> int:
+    return profiles_reevaluate(profile_ids=profile_ids, event_types=event_types, trait_keys=trait_keys)
+
+
+def enqueue_reevaluation(*, profile_ids: list[int], event_types: list[str], trait_keys: list[str]) -> None:
+    """Called on commit of a processed batch: the worker re-evaluates those profiles soon after."""
+    from django_q.tasks import async_task
+
+    async_task(
+        "segments.tasks.profiles_reevaluate_task",
+        profile_ids=sorted(set(profile_ids)),
+        event_types=sorted(set(event_types)),
+        trait_keys=sorted(set(trait_keys)),
+        q_options={"task_name": "segments_reevaluate"},
+    )

@@ -56,4 +56,24 @@ def segment_preview(*, definition: dict, sample_size: int = 10, now: datetime | 
 
 
 def segment_list() -> QuerySet:
-    return Segment.objects.select_related("published_version", "owner").annotate(version_count=Count("versions"))
+    """Segments with their version count, open members and last refresh (one query)."""
+    from django.db.models import Max, OuterRef, Subquery
+
+    from segments.models import SegmentMembership
+
+    members = (
+        SegmentMembership.objects.filter(segment=OuterRef("pk"), exited_at__isnull=True)
+        .values("segment")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return Segment.objects.select_related("published_version", "owner").annotate(
+        version_count=Count("versions", distinct=True),
+        last_computed_at=Max("refreshes__computed_at"),
+        member_count=Subquery(members),
+    )
+
+
+def segment_growth(*, segment: Segment, limit: int = 30) -> list:
+    """The last refreshes, oldest first: members, entries and exits over time."""
+    return list(reversed(segment.refreshes.select_related("version").order_by("-computed_at", "-id")[:limit]))

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 from segments import domain
 from segments.forms import SegmentForm, VersionForm
 from segments.models import Segment
-from segments.selectors import segment_list, segment_preview
+from segments.selectors import segment_growth, segment_list, segment_preview
 from segments.services import SegmentDefinitionInvalid, segment_create, segment_rollback, segment_version_create
 
 
@@ -56,7 +56,14 @@ def segment_detail(request, slug):
         initial={"definition": segment.published_version.definition if segment.published_version else {}}
     )
     preview = segment_preview(definition=segment.published_version.definition) if segment.published_version else None
-    context = {"segment": segment, "versions": versions, "diff": diff, "form": form, "preview": preview}
+    context = {
+        "segment": segment,
+        "versions": versions,
+        "diff": diff,
+        "form": form,
+        "preview": preview,
+        "growth": segment_growth(segment=segment),
+    }
     return render(request, "segments/segment_detail.html", context)
 
 

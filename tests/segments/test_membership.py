@@ -131,3 +131,15 @@ def test_processing_nudges_membership_on_commit(city_people, send, django_captur
         raw_events_process()
     # The test settings run django-q2 synchronously: the nudge has re-evaluated p2 already.
     assert city_people[2].pk in members(paris)
+
+
+def test_list_and_page_show_members_last_computed_and_growth(client, make_user, city_people):
+    from django.urls import reverse
+
+    segment = segment_create(slug="paris", name="Paris", definition=PARIS, note="v1", author="u")
+    segment_membership_refresh(segment=segment)
+    client.force_login(make_user("marketer"))
+    listing = client.get(reverse("segments:segment_list")).content.decode()
+    assert "<td>2</td>" in listing and "not yet" not in listing
+    page = client.get(reverse("segments:segment_detail", args=["paris"])).content.decode()
+    assert "Membership over time" in page and "+2" in page

@@ -26,6 +26,10 @@ class DefinitionField(forms.CharField):
         return json.dumps(value, indent=2, sort_keys=True) if isinstance(value, dict) else value
 
 
+# Paths under /segments/ that are pages, not segments.
+RESERVED_SLUGS = {"new", "builder"}
+
+
 class SegmentForm(forms.Form):
     slug = forms.SlugField(max_length=100, help_text="Used in files and the API; cannot change later.")
     name = forms.CharField(max_length=200)
@@ -37,6 +41,8 @@ class SegmentForm(forms.Form):
 
     def clean_slug(self):
         slug = self.cleaned_data["slug"]
+        if slug in RESERVED_SLUGS:
+            raise forms.ValidationError(f"'{slug}' is the name of a page; choose another slug.")
         if Segment.objects.filter(slug=slug).exists():
             raise forms.ValidationError("A segment with this slug exists; open it to add a version.")
         return slug

@@ -71,9 +71,7 @@ class SegmentMembership(models.Model):
     version = models.ForeignKey(SegmentVersion, on_delete=models.PROTECT, related_name="+")
     entered_at = models.DateTimeField()
     exited_at = models.DateTimeField(null=True, blank=True)
-    exit_version = models.ForeignKey(
-        SegmentVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    exit_version = models.ForeignKey(SegmentVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     is_holdout = models.BooleanField(default=False)
 
     class Meta:

@@ -38,6 +38,10 @@ class SegmentCreateSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=500)
 
     def validate_slug(self, value):
+        from segments.forms import RESERVED_SLUGS
+
+        if value in RESERVED_SLUGS:
+            raise serializers.ValidationError(f"'{value}' is the name of a page; choose another slug.")
         if Segment.objects.filter(slug=value).exists():
             raise serializers.ValidationError(f"A segment {value!r} exists already; add a version to it instead.")
         return value

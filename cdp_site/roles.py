@@ -22,6 +22,9 @@ ROLE_PERMISSIONS = {
         "segments.change_segment",
         "segments.view_segmentversion",
         "segments.add_segmentversion",
+        "segments.view_computedtrait",
+        "segments.add_computedtrait",
+        "segments.change_computedtrait",
     ],
     GUEST_SERVICES: [
         "profiles.view_profile",

@@ -1,6 +1,7 @@
+from django import forms
 from django.contrib import admin
 
-from segments.models import Segment, SegmentVersion
+from segments.models import ComputedTrait, Segment, SegmentVersion
 
 
 class SegmentVersionInline(admin.TabularInline):
@@ -40,3 +41,46 @@ class SegmentVersionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ComputedTraitForm(forms.ModelForm):
+    class Meta:
+        model = ComputedTrait
+        fields = ["key", "name", "kind", "event_type", "property", "where", "within_last_days"]
+
+    def clean(self):
+        from segments.computed import computed_trait_errors
+
+        cleaned = super().clean()
+        if not self.errors:
+            for error in computed_trait_errors(
+                kind=cleaned["kind"],
+                event_type=cleaned["event_type"],
+                property=cleaned.get("property", ""),
+                where=cleaned.get("where") or [],
+                within_last_days=cleaned.get("within_last_days"),
+            ):
+                self.add_error(None, f"{error.path or 'trait'}: {error.message}")
+        return cleaned
+
+
+@admin.register(ComputedTrait)
+class ComputedTraitAdmin(admin.ModelAdmin):
+    form = ComputedTraitForm
+    list_display = ["key", "name", "kind", "event_type", "property", "within_last_days", "last_computed_at"]
+    readonly_fields = ["last_computed_at", "created_at"]
+    actions = ["refresh"]
+
+    def save_model(self, request, obj, form, change):
+        from django.utils import timezone
+
+        if obj.created_at is None:
+            obj.created_at = timezone.now()
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Recompute the selected computed traits now", permissions=["change"])
+    def refresh(self, request, queryset):
+        from segments.computed import computed_trait_refresh
+
+        written = sum(computed_trait_refresh(trait=trait) for trait in queryset)
+        self.message_user(request, f"Recomputed {queryset.count()} computed traits ({written} values).")

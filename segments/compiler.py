@@ -294,6 +294,18 @@ class _Compiler:
     def kind_not(self, condition, stack):
         return ~self.compile(condition["not"], stack)
 
+    def kind_computed(self, condition, stack):
+        """A materialised computed trait: one row per profile (no row reads as missing)."""
+        from segments.models import ComputedTraitValue
+
+        op, value = condition["op"], condition.get("value")
+        rows = ComputedTraitValue.objects.filter(profile_id=OuterRef("pk"), trait__key=condition["computed"])
+        if op == "neq":  # true when missing, like a trait
+            return ~Q(Exists(rows.filter(_json_condition("value", (), "eq", value, self.now))))
+        if op == "exists" and value is False:
+            return ~Q(Exists(rows.filter(_json_condition("value", (), "exists", True, self.now))))
+        return Q(Exists(rows.filter(_json_condition("value", (), op, value, self.now))))
+
     def kind_trait(self, condition, stack):
         return _json_condition("traits", (condition["trait"],), condition["op"], condition.get("value"), self.now)
 

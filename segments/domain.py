@@ -26,6 +26,7 @@ CONDITION_KINDS = (
     "identifier",
     "merge_confidence",
     "segment",
+    "computed",
 )
 TRAIT_OPERATORS = (
     "eq",
@@ -60,6 +61,7 @@ _ALLOWED_KEYS = {
     "identifier": {"identifier"},
     "merge_confidence": {"merge_confidence"},
     "segment": {"segment"},
+    "computed": {"computed", "op", "value"},
 }
 
 # ISO 8601 dates and datetimes the compiler can compare on both databases: a calendar date, optionally a
@@ -148,7 +150,8 @@ def _describe(value) -> str:
 
 
 class _Validator:
-    def __init__(self, *, event_types, identifier_types, segments, slug):
+    def __init__(self, *, event_types, identifier_types, segments, slug, computed_traits=None):
+        self.computed_traits = computed_traits
         self.event_types = event_types
         self.identifier_types = identifier_types
         self.segments = segments
@@ -283,6 +286,16 @@ class _Validator:
         elif not whole and not is_number(value):
             self.error(_join(path, "value"), f"'{name}' value must be a number, not {_describe(value)}.")
         return threshold
+
+    def kind_computed(self, condition, path, depth):
+        key = condition["computed"]
+        self._key(key, _join(path, "computed"), "computed trait")
+        if self.computed_traits is not None and isinstance(key, str) and key not in self.computed_traits:
+            self.error(
+                _join(path, "computed"),
+                f"Unknown computed trait '{key}'.{_suggest(key, self.computed_traits)}",
+            )
+        self._comparison(condition, path, TRAIT_OPERATORS, "computed trait")
 
     def kind_trait(self, condition, path, depth):
         self._key(condition["trait"], _join(path, "trait"), "trait")
@@ -473,13 +486,20 @@ def validate_definition(
     identifier_types: set[str] | None,
     segments: Mapping[str, dict] | None,
     slug: str | None = None,
+    computed_traits: set[str] | None = None,
 ) -> list[DefinitionError]:
     """Every problem in a definition, each with the path of the condition it is about.
 
     None for event_types, identifier_types or segments skips the checks against that vocabulary.
     `slug` is the segment being saved, so a reference back to it is reported as a cycle.
     """
-    validator = _Validator(event_types=event_types, identifier_types=identifier_types, segments=segments, slug=slug)
+    validator = _Validator(
+        event_types=event_types,
+        identifier_types=identifier_types,
+        segments=segments,
+        slug=slug,
+        computed_traits=computed_traits,
+    )
     validator.condition(definition, "", 0)
     return validator.errors
 

@@ -100,3 +100,46 @@ class SegmentRefresh(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["segment", "computed_at"])]
+
+
+class ComputedTrait(models.Model):
+    """A trait computed from a profile's events (count, sum, first/last or most frequent value of a
+    property over a window), materialised per profile and usable in segments as `computed`."""
+
+    COUNT, SUM, FIRST, LAST, MOST_FREQUENT = "count", "sum", "first", "last", "most_frequent"
+    KINDS = (
+        (COUNT, "Count of events"),
+        (SUM, "Sum of a property"),
+        (FIRST, "First value of a property"),
+        (LAST, "Last value of a property"),
+        (MOST_FREQUENT, "Most frequent value of a property"),
+    )
+
+    key = models.SlugField(max_length=100, unique=True, help_text='Used in segments: {"computed": key, ...}.')
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=KINDS)
+    event_type = models.CharField(max_length=64)
+    property = models.CharField(max_length=200, blank=True, help_text="The event property (all kinds but count).")
+    where = models.JSONField(default=list, blank=True, help_text="Property filters, as in a segment's event condition.")
+    within_last_days = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: all time.")
+    last_computed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self):
+        return self.key
+
+
+class ComputedTraitValue(models.Model):
+    """The materialised value of a computed trait for one profile."""
+
+    trait = models.ForeignKey(ComputedTrait, on_delete=models.CASCADE, related_name="values")
+    profile = models.ForeignKey("profiles.Profile", on_delete=models.CASCADE, related_name="computed_trait_values")
+    value = models.JSONField(null=True)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trait", "profile"], name="computed_value_unique")]
+        indexes = [models.Index(fields=["profile"])]

@@ -6,7 +6,7 @@ whole timeline into memory, so use it on small test data only, never in producti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from segments.domain import condition_kind, is_number, parse_iso_instant
@@ -30,6 +30,7 @@ class ProfileData:
     merge_confidence: float
     identifier_types: frozenset[str]
     events: tuple[EventData, ...]
+    computed: dict = field(default_factory=dict)
 
 
 def load_profile_data(profile) -> ProfileData:
@@ -49,6 +50,7 @@ def load_profile_data(profile) -> ProfileData:
             EventData(type=event.type, occurred_at=event.occurred_at, properties=event.properties or {})
             for event in profile.events.order_by("occurred_at", "id")
         ),
+        computed=dict(profile.computed_trait_values.values_list("trait__key", "value")),
     )
 
 
@@ -149,6 +151,9 @@ def _matches(data: ProfileData, condition: dict, now: datetime, resolve_segment)
         return not _matches(data, condition["not"], now, resolve_segment)
     if kind == "trait":
         stored = data.traits.get(condition["trait"], _MISSING)
+        return _value_matches(stored, condition["op"], condition.get("value"), now)
+    if kind == "computed":
+        stored = data.computed.get(condition["computed"], _MISSING)
         return _value_matches(stored, condition["op"], condition.get("value"), now)
     if kind == "event":
         events = [

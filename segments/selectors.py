@@ -10,7 +10,7 @@ from django.utils import timezone
 from identity.models import IdentifierType
 from profiles.contracts import DEFAULT_CONTRACTS
 from profiles.models import EventContract, Profile
-from segments.models import Segment
+from segments.models import ComputedTrait, Segment
 
 
 def definition_context() -> dict:
@@ -20,6 +20,7 @@ def definition_context() -> dict:
     return {
         "event_types": event_types or set(DEFAULT_CONTRACTS),
         "identifier_types": set(IdentifierType.objects.values_list("slug", flat=True)),
+        "computed_traits": set(ComputedTrait.objects.values_list("key", flat=True)),
         "segments": {
             slug: definition
             for slug, definition in Segment.objects.filter(published_version__isnull=False).values_list(

@@ -39,6 +39,7 @@ def segment_validate(
         identifier_types=context["identifier_types"],
         segments=segments,
         slug=slug,
+        computed_traits=context["computed_traits"],
     )
 
 

@@ -4,6 +4,10 @@ from segments.membership import profiles_reevaluate, segment_memberships_refresh
 
 
 def segment_memberships_refresh_task() -> dict:
+    """Computed traits first (segments read them), then every published segment."""
+    from segments.computed import computed_traits_refresh_all
+
+    computed_traits_refresh_all()
     results = segment_memberships_refresh_all()
     return {
         result.segment: {"members": result.members, "entered": result.entered, "exited": result.exited}

@@ -71,3 +71,12 @@ class PreviewSerializer(serializers.Serializer):
     count = serializers.IntegerField()
     profiles = serializers.IntegerField(help_text="Active profiles in all.")
     sample = serializers.ListField(child=serializers.DictField())
+
+
+class ComputedTraitSerializer(serializers.ModelSerializer):
+    class Meta:
+        from segments.models import ComputedTrait
+
+        model = ComputedTrait
+        fields = ["key", "name", "kind", "event_type", "property", "where", "within_last_days", "last_computed_at"]
+        read_only_fields = ["last_computed_at"]

@@ -4,5 +4,6 @@ from segments.api import views
 
 router = SimpleRouter()
 router.register("segments", views.SegmentViewSet, basename="segment")
+router.register("computed-traits", views.ComputedTraitViewSet, basename="computed-trait")
 
 urlpatterns = router.urls

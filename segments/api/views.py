@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from cdp_site.permissions import require_permissions
 from segments import domain
 from segments.api.serializers import (
+    ComputedTraitSerializer,
     PreviewRequestSerializer,
     PreviewSerializer,
     SegmentCreateSerializer,
@@ -17,7 +18,8 @@ from segments.api.serializers import (
     VersionCreateSerializer,
     VersionNumberSerializer,
 )
-from segments.models import Segment
+from segments.computed import ComputedTraitInvalid, computed_trait_create
+from segments.models import ComputedTrait, Segment
 from segments.selectors import segment_list, segment_preview
 from segments.services import (
     SegmentDefinitionInvalid,
@@ -147,3 +149,24 @@ class SegmentViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         if errors:
             return _invalid(SegmentDefinitionInvalid(errors))
         return Response(PreviewSerializer(segment_preview(definition=definition)).data)
+
+
+class ComputedTraitViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Computed traits: list, read, create (validated like a segment's event condition)."""
+
+    queryset = ComputedTrait.objects.all()
+    serializer_class = ComputedTraitSerializer
+    lookup_field = "key"
+    pagination_class = None
+
+    def create(self, request, *args, **kwargs):
+        payload = ComputedTraitSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            trait = computed_trait_create(**payload.validated_data)
+        except ComputedTraitInvalid as error:
+            return Response(
+                {"definition": [{"path": e.path, "message": e.message} for e in error.errors]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        return Response(ComputedTraitSerializer(trait).data, status=status.HTTP_201_CREATED)

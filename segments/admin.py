@@ -67,7 +67,28 @@ class ComputedTraitForm(forms.ModelForm):
 @admin.register(ComputedTrait)
 class ComputedTraitAdmin(admin.ModelAdmin):
     form = ComputedTraitForm
-    list_display = ["key", "name", "kind", "event_type", "property", "within_last_days", "last_computed_at"]
+    list_display = [
+        "key",
+        "name",
+        "kind",
+        "event_type",
+        "property",
+        "within_last_days",
+        "last_computed_at",
+        "fit_quality",
+    ]
+
+    @admin.display(description="fit quality (held out)")
+    def fit_quality(self, trait):
+        fit = trait.fits.order_by("-fitted_at").first()
+        if fit is None:
+            return "–"
+        metrics = fit.model.get("metrics", {})
+        if trait.kind == ComputedTrait.CHURN_RISK:
+            base = metrics.get("brier_base_rate")
+            return f"AUC {metrics.get('auc')}, Brier {metrics.get('brier')} (base rate {base})"
+        return f"R² {metrics.get('r2')}, MAE {metrics.get('mae')} (mean predictor {metrics.get('mae_mean')})"
+
     readonly_fields = ["last_computed_at", "created_at"]
     actions = ["refresh"]
 
@@ -81,6 +102,16 @@ class ComputedTraitAdmin(admin.ModelAdmin):
     @admin.action(description="Recompute the selected computed traits now", permissions=["change"])
     def refresh(self, request, queryset):
         from segments.computed import computed_trait_refresh
+        from segments.predictive import predictive_trait_refresh
 
-        written = sum(computed_trait_refresh(trait=trait) for trait in queryset)
-        self.message_user(request, f"Recomputed {queryset.count()} computed traits ({written} values).")
+        for trait in queryset:
+            if trait.kind in ComputedTrait.PREDICTIVE_KINDS:
+                try:
+                    metrics = predictive_trait_refresh(trait=trait).model["metrics"]
+                except ValueError as error:
+                    self.message_user(request, str(error), level="error")
+                    continue
+                self.message_user(request, f"{trait.key}: refitted; held-out quality {metrics}.")
+            else:
+                written = computed_trait_refresh(trait=trait)
+                self.message_user(request, f"{trait.key}: recomputed ({written} values).")

@@ -36,6 +36,10 @@ def computed_trait_errors(*, kind: str, event_type: str, property: str, where, w
     """Problems of a computed trait's definition, in the segment grammar's words."""
     from segments.selectors import definition_context
 
+    if kind in ComputedTrait.PREDICTIVE_KINDS:  # over all events: only the horizon to check
+        if within_last_days is not None and (not isinstance(within_last_days, int) or within_last_days < 1):
+            return [domain.DefinitionError("within_last_days", "The horizon must be a whole number of days above 0.")]
+        return []
     condition = {"event": event_type}
     if where:
         condition["where"] = where
@@ -162,9 +166,10 @@ def _write_zeros(trait: ComputedTrait, now: datetime, profile_ids) -> int:
 
 
 def computed_traits_refresh_all(*, now: datetime | None = None) -> dict[str, tuple[int, float]]:
-    """The scheduled refresh: every computed trait, (rows written, seconds) per key."""
+    """The scheduled refresh: every computed trait (predictive ones refit daily on their own),
+    (rows written, seconds) per key."""
     results = {}
-    for trait in ComputedTrait.objects.order_by("key"):
+    for trait in ComputedTrait.objects.exclude(kind__in=ComputedTrait.PREDICTIVE_KINDS).order_by("key"):
         started = time.perf_counter()
         written = computed_trait_refresh(trait=trait, now=now)
         results[trait.key] = (written, time.perf_counter() - started)

@@ -107,21 +107,27 @@ class ComputedTrait(models.Model):
     property over a window), materialised per profile and usable in segments as `computed`."""
 
     COUNT, SUM, FIRST, LAST, MOST_FREQUENT = "count", "sum", "first", "last", "most_frequent"
+    CHURN_RISK, PREDICTED_VALUE = "churn_risk", "predicted_value"
     KINDS = (
         (COUNT, "Count of events"),
         (SUM, "Sum of a property"),
         (FIRST, "First value of a property"),
         (LAST, "Last value of a property"),
         (MOST_FREQUENT, "Most frequent value of a property"),
+        (CHURN_RISK, "Predicted: chance of no activity in the next N days"),
+        (PREDICTED_VALUE, "Predicted: revenue in the next N days"),
     )
+    PREDICTIVE_KINDS = (CHURN_RISK, PREDICTED_VALUE)
 
     key = models.SlugField(max_length=100, unique=True, help_text='Used in segments: {"computed": key, ...}.')
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=KINDS)
-    event_type = models.CharField(max_length=64)
+    event_type = models.CharField(max_length=64, blank=True, help_text="Empty for predictive kinds (all events).")
     property = models.CharField(max_length=200, blank=True, help_text="The event property (all kinds but count).")
     where = models.JSONField(default=list, blank=True, help_text="Property filters, as in a segment's event condition.")
-    within_last_days = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: all time.")
+    within_last_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: all time. Predictive kinds: the horizon N (default 90)."
+    )
     last_computed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
 
@@ -143,3 +149,17 @@ class ComputedTraitValue(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["trait", "profile"], name="computed_value_unique")]
         indexes = [models.Index(fields=["profile"])]
+
+
+class PredictiveFit(models.Model):
+    """One fit of a predictive trait on the tenant's own history, with its quality on held-out data."""
+
+    trait = models.ForeignKey(ComputedTrait, on_delete=models.CASCADE, related_name="fits")
+    fitted_at = models.DateTimeField()
+    as_of = models.DateTimeField(help_text="The cut-off: features before it, outcomes in the horizon after it.")
+    horizon_days = models.PositiveIntegerField()
+    model = models.JSONField(help_text="Coefficients, standardisation and metrics.")
+    sample_size = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-fitted_at"]

@@ -30,3 +30,9 @@ def enqueue_reevaluation(*, profile_ids: list[int], event_types: list[str], trai
         trait_keys=sorted(set(trait_keys)),
         q_options={"task_name": "segments_reevaluate"},
     )
+
+
+def predictive_traits_refresh_task() -> dict:
+    from segments.predictive import predictive_traits_refresh_all
+
+    return predictive_traits_refresh_all()

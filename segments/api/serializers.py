@@ -74,9 +74,27 @@ class PreviewSerializer(serializers.Serializer):
 
 
 class ComputedTraitSerializer(serializers.ModelSerializer):
+    fit = serializers.SerializerMethodField(help_text="Predictive kinds: the latest fit's model and quality.")
+
     class Meta:
         from segments.models import ComputedTrait
 
         model = ComputedTrait
-        fields = ["key", "name", "kind", "event_type", "property", "where", "within_last_days", "last_computed_at"]
+        fields = [
+            "key",
+            "name",
+            "kind",
+            "event_type",
+            "property",
+            "where",
+            "within_last_days",
+            "last_computed_at",
+            "fit",
+        ]
         read_only_fields = ["last_computed_at"]
+
+    def get_fit(self, trait) -> dict | None:
+        fit = trait.fits.order_by("-fitted_at").first() if trait.pk else None
+        if fit is None:
+            return None
+        return {"fitted_at": fit.fitted_at, "as_of": fit.as_of, "sample_size": fit.sample_size, **fit.model}

@@ -36,6 +36,7 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python manage.py benchmark_ingestion
 	$(BIN)/python manage.py benchmark_identity
+	$(BIN)/python manage.py benchmark_segments
 
 clean:
 	rm -rf $(VENV) var

@@ -282,12 +282,12 @@ def _nudge_segments(resolver: BatchResolver, planned) -> None:
     event_types = {event.type for _raw, _sequence, event, _target, _primary in planned if event.type}
     trait_keys = {key for _raw, _sequence, event, _target, _primary in planned for key in event.traits}
 
-    def enqueue():
-        from segments.tasks import enqueue_reevaluation
+    def reevaluate():
+        from segments.tasks import reevaluate_after_commit
 
-        enqueue_reevaluation(profile_ids=profile_ids, event_types=sorted(event_types), trait_keys=sorted(trait_keys))
+        reevaluate_after_commit(profile_ids=profile_ids, event_types=sorted(event_types), trait_keys=sorted(trait_keys))
 
-    transaction.on_commit(enqueue)
+    transaction.on_commit(reevaluate)
 
 
 def _deltas(planned) -> dict[int, _ProfileDelta]:

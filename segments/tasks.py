@@ -36,3 +36,18 @@ def predictive_traits_refresh_task() -> dict:
     from segments.predictive import predictive_traits_refresh_all
 
     return predictive_traits_refresh_all()
+
+
+def reevaluate_after_commit(*, profile_ids: list[int], event_types: list[str], trait_keys: list[str]) -> None:
+    """Called by the processing worker once its batch has committed: re-evaluate right there (a
+    queue hop would wait behind busy workers); if that fails, hand it to the queue instead. The
+    scheduled refresh heals anything both miss."""
+    import logging
+
+    from segments.membership import profiles_reevaluate
+
+    try:
+        profiles_reevaluate(profile_ids=profile_ids, event_types=event_types, trait_keys=trait_keys)
+    except Exception:
+        logging.getLogger(__name__).exception("segments_reevaluate_failed; enqueued instead")
+        enqueue_reevaluation(profile_ids=profile_ids, event_types=event_types, trait_keys=trait_keys)

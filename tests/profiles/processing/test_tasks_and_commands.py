@@ -21,7 +21,7 @@ def test_storing_enqueues_processing_on_commit(canonical_source, django_capture_
         )
     # Storing registers one callback, the processing nudge; q2 runs in sync mode under test settings,
     # so the nudge processed the row already, and processing registered its own segment nudge.
-    assert [callback.__name__ for callback in callbacks] == ["enqueue_processing", "enqueue"]
+    assert [callback.__name__ for callback in callbacks] == ["enqueue_processing", "reevaluate"]
     assert RawEvent.objects.get().status == RawEvent.PROCESSED
     assert Event.objects.count() == 1
 

@@ -34,6 +34,11 @@ class Command(BaseCommand):
             self.stdout.write("Demo data already loaded.")
         else:
             self._load(sources, people, seed)
+        from segments.demo import demo_segments_create
+
+        created = demo_segments_create()
+        if created:
+            self.stdout.write(f"  demo audiences and computed traits: {', '.join(created)}")
         self.stdout.write("Logins (user / password):")
         for role in ROLES:
             self.stdout.write(f"  {role:<22} {demo_password(role)}")

@@ -25,6 +25,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from consent import vault
+from profiles.benchmark import as_url
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_NAME = "cdp_bench_identity"
@@ -400,7 +401,7 @@ class IdentityBenchmark:
         self.bench_url = psycopg.conninfo.make_conninfo(database_url, dbname=DATABASE_NAME)
         self.env = {
             **os.environ,
-            "DATABASE_URL": _as_url(info, DATABASE_NAME),
+            "DATABASE_URL": as_url(info, DATABASE_NAME),
             "DJANGO_SETTINGS_MODULE": "cdp_site.settings",
             # Production-like: with DEBUG on, Django keeps every query in memory.
             "DEBUG": "0",
@@ -548,14 +549,6 @@ class IdentityBenchmark:
             f"{repair['profiles_merged']:,} profiles; identity_check afterwards: "
             f"consistent={figures.repair_check['is_consistent']}"
         )
-
-
-def _as_url(info: dict, dbname: str) -> str:
-    user = info.get("user", "postgres")
-    password = f":{info['password']}" if info.get("password") else ""
-    host = info.get("host", "127.0.0.1")
-    port = info.get("port", "5432")
-    return f"postgres://{user}{password}@{host}:{port}/{dbname}"
 
 
 def median(values: list[float]) -> float:

@@ -191,7 +191,7 @@ class BatchResolver:
         return lookup_hash
 
     def _load_separations(self, profile_ids: list[int]) -> None:
-        for a, b, evidence in _rejected_between(profile_ids):
+        for a, b, evidence in rejected_between(profile_ids):
             if a != b:
                 raw_event_id = (evidence or {}).get("raw_event_id")
                 self.separations.setdefault(frozenset((a, b)), set()).add(raw_event_id)
@@ -562,7 +562,7 @@ def _type_counts(profile_ids: list[int]) -> list[tuple[int, int, int]]:
     return counts
 
 
-def _rejected_between(profile_ids: list[int]) -> list[tuple[int, int, dict]]:
+def rejected_between(profile_ids: list[int]) -> list[tuple[int, int, dict]]:
     """(profile, profile, evidence) of the rejected links touching these profiles. Rejected links
     are few and have a partial index of their own, so this stays cheap however big the graph."""
     if connection.vendor == "postgresql":

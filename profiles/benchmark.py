@@ -130,7 +130,7 @@ class Benchmark:
         self.bench_url = psycopg.conninfo.make_conninfo(database_url, dbname=self.db_name)
         self.env = {
             **os.environ,
-            "DATABASE_URL": _as_url(info, self.db_name),
+            "DATABASE_URL": as_url(info, self.db_name),
             "DJANGO_SETTINGS_MODULE": "cdp_site.settings",
             # Production-like: with DEBUG on, Django keeps every query in memory.
             "DEBUG": "0",
@@ -289,7 +289,24 @@ class Benchmark:
         return volume, volume / float(elapsed), int(peak)
 
 
-def _as_url(info: dict, dbname: str) -> str:
+def configured_postgres_url() -> str:
+    """The configured PostgreSQL database as a URL for psycopg; CommandError on other engines.
+    Every benchmark command starts from it and makes a scratch database beside it."""
+    from django.conf import settings
+    from django.core.management.base import CommandError
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        raise CommandError("The benchmark runs on PostgreSQL: set DATABASE_URL=postgres://...")
+    host, port = database["HOST"] or "127.0.0.1", database["PORT"] or 5432
+    url = f"postgresql://{database['USER']}@{host}:{port}/{database['NAME']}"
+    if database.get("PASSWORD"):
+        url = url.replace("@", f":{database['PASSWORD']}@", 1)
+    return url
+
+
+def as_url(info: dict, dbname: str) -> str:
+    """A Django DATABASE_URL for database `dbname` on the server `info` (psycopg conninfo) names."""
     user = info.get("user", "postgres")
     password = f":{info['password']}" if info.get("password") else ""
     host = info.get("host", "127.0.0.1")

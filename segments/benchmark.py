@@ -15,10 +15,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+
+from profiles.benchmark import as_url
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_NAME = "cdp_bench_segments"
@@ -159,12 +161,6 @@ print(json.dumps({"samples": len(latencies), "asked": count, "raw_events": statu
 """
 
 
-def _as_url(info: dict, dbname: str) -> str:
-    user = info.get("user", "postgres")
-    password = f":{info['password']}" if info.get("password") else ""
-    return f"postgres://{user}{password}@{info.get('host', '127.0.0.1')}:{info.get('port', '5432')}/{dbname}"
-
-
 class SegmentBenchmark:
     def __init__(self, *, database_url: str, out):
         self.admin_url, self.out = database_url, out
@@ -172,7 +168,7 @@ class SegmentBenchmark:
         info = psycopg.conninfo.conninfo_to_dict(database_url)
         self.env = {
             **os.environ,
-            "DATABASE_URL": _as_url(info, DATABASE_NAME),
+            "DATABASE_URL": as_url(info, DATABASE_NAME),
             "DJANGO_SETTINGS_MODULE": "cdp_site.settings",
             "DEBUG": "0",
             "LOG_LEVEL": "WARNING",
@@ -262,7 +258,7 @@ class SegmentBenchmark:
             self.recreate_database()
             self.generate(profiles=profiles, events=events)
         figures = {"profiles": profiles, "events": events}
-        params = {"now": NOW, "since30": NOW - _days(30), "since90": NOW - _days(90)}
+        params = {"now": NOW, "since30": NOW - timedelta(days=30), "since90": NOW - timedelta(days=90)}
         # Both in one process, warmed up, alternating: neither pays for a cold cache.
         compiled = json.loads(
             self._python(
@@ -327,12 +323,6 @@ class SegmentBenchmark:
                 runs.append(time.perf_counter() - started)
             database.close()
         return {"count": count, "full": runs}
-
-
-def _days(n: int):
-    from datetime import timedelta
-
-    return timedelta(days=n)
 
 
 def _ms(latency: dict, name: str) -> str:

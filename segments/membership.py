@@ -152,15 +152,10 @@ def profiles_reevaluate(*, profile_ids: list[int], event_types: list[str], trait
     return changed
 
 
-def _mentions(definition, key: str, definitions: dict, seen: frozenset = frozenset()) -> bool:
-    """Whether a condition of kind `key` appears in the definition or a segment it refers to."""
-    if isinstance(definition, dict):
-        if key in definition:
-            return True
-        slug = definition.get("segment")
-        if isinstance(slug, str) and slug in definitions and slug not in seen:
-            return _mentions(definitions[slug], key, definitions, seen | {slug})
-        return any(_mentions(value, key, definitions, seen) for value in definition.values())
-    if isinstance(definition, list):
-        return any(_mentions(item, key, definitions, seen) for item in definition)
-    return False
+def _mentions(definition, kind: str, definitions: dict) -> bool:
+    """Whether a condition of this kind appears in the definition or a segment it refers to."""
+    found = []
+    domain.walk_conditions(
+        definition, lambda condition: found.append(kind in condition), resolve_segment=definitions.get
+    )
+    return any(found)

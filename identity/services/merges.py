@@ -9,7 +9,6 @@ import logging
 from collections import Counter
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from consent.models import ConsentRecord
@@ -268,13 +267,6 @@ def _resolves_to(profile_id: int | None, root_id: int) -> bool:
 
 def separations_between(profile_ids: set[int]) -> set[frozenset]:
     """Pairs of these profiles that a rejected link keeps apart (a reviewer's or an unmerge's)."""
-    pairs = set()
-    for chunk in _ids_chunked(profile_ids):
-        for a, b in (
-            IdentityLink.objects.filter(status=IdentityLink.REJECTED)
-            .filter(Q(from_identifier__profile_id__in=chunk) | Q(to_identifier__profile_id__in=chunk))
-            .values_list("from_identifier__profile_id", "to_identifier__profile_id")
-        ):
-            if a != b:
-                pairs.add(frozenset((a, b)))
-    return pairs
+    from identity.resolver import rejected_between
+
+    return {frozenset((a, b)) for a, b, _evidence in rejected_between(sorted(profile_ids)) if a != b}

@@ -1,7 +1,7 @@
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from identity.benchmark import IdentityBenchmark, table
+from profiles.benchmark import configured_postgres_url
 
 
 class Command(BaseCommand):
@@ -24,18 +24,12 @@ class Command(BaseCommand):
         parser.add_argument("--keep-database", action="store_true", help="Keep the scratch database afterwards.")
 
     def handle(self, *args, **options):
-        database = settings.DATABASES["default"]
-        if database["ENGINE"] != "django.db.backends.postgresql":
-            raise CommandError("The benchmark runs on PostgreSQL: set DATABASE_URL=postgres://...")
+        url = configured_postgres_url()
         try:
             import numpy  # noqa: F401
             import scipy  # noqa: F401
         except ImportError as error:
             raise CommandError("The baselines need numpy and scipy: pip install -r requirements-dev.txt") from error
-        host, port = database["HOST"] or "127.0.0.1", database["PORT"] or 5432
-        url = f"postgresql://{database['USER']}@{host}:{port}/{database['NAME']}"
-        if database.get("PASSWORD"):
-            url = url.replace("@", f":{database['PASSWORD']}@", 1)
         bench = IdentityBenchmark(database_url=url, out=self.stdout.write)
         try:
             figures = bench.run(

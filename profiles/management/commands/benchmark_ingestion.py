@@ -1,7 +1,6 @@
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from profiles.benchmark import Benchmark, median
+from profiles.benchmark import Benchmark, configured_postgres_url, median
 
 
 class Command(BaseCommand):
@@ -21,13 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--keep-database", action="store_true", help="Keep the scratch database afterwards.")
 
     def handle(self, *args, **options):
-        database = settings.DATABASES["default"]
-        if database["ENGINE"] != "django.db.backends.postgresql":
-            raise CommandError("The benchmark runs on PostgreSQL: set DATABASE_URL=postgres://...")
-        host, port = database["HOST"] or "127.0.0.1", database["PORT"] or 5432
-        url = f"postgresql://{database['USER']}@{host}:{port}/{database['NAME']}"
-        if database.get("PASSWORD"):
-            url = url.replace("@", f":{database['PASSWORD']}@", 1)
+        url = configured_postgres_url()
         volumes = [int(v) for v in options["volumes"].split(",") if v.strip()]
         bench = Benchmark(
             database_url=url,

@@ -1,6 +1,6 @@
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from profiles.benchmark import configured_postgres_url
 from segments.benchmark import SegmentBenchmark, table
 
 
@@ -19,17 +19,11 @@ class Command(BaseCommand):
         parser.add_argument("--reuse-database", action="store_true", help="Measure a kept scratch database again.")
 
     def handle(self, *args, **options):
-        database = settings.DATABASES["default"]
-        if database["ENGINE"] != "django.db.backends.postgresql":
-            raise CommandError("The benchmark runs on PostgreSQL: set DATABASE_URL=postgres://...")
+        url = configured_postgres_url()
         try:
             import duckdb  # noqa: F401
         except ImportError as error:
             raise CommandError("The DuckDB baseline needs duckdb: pip install -r requirements-dev.txt") from error
-        host, port = database["HOST"] or "127.0.0.1", database["PORT"] or 5432
-        url = f"postgresql://{database['USER']}@{host}:{port}/{database['NAME']}"
-        if database.get("PASSWORD"):
-            url = url.replace("@", f":{database['PASSWORD']}@", 1)
         bench = SegmentBenchmark(database_url=url, out=self.stdout.write)
         try:
             figures = bench.run(

@@ -29,3 +29,19 @@ class ConsentRecord(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Consent records are append-only.")
+
+
+class Tombstone(models.Model):
+    """A deleted person's identifier, kept only as a keyed hash so their data stays deleted.
+
+    HMAC under TOMBSTONE_KEY of (identifier type, normalised value): no cleartext, and not
+    reversible by hashing guesses without the key.
+    """
+
+    identifier_type = models.CharField(max_length=64)
+    key_hash = models.CharField(max_length=64, unique=True)
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"tombstone {self.identifier_type} {self.key_hash[:12]}…"

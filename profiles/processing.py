@@ -282,10 +282,16 @@ def _nudge_segments(resolver: BatchResolver, planned) -> None:
     event_types = {event.type for _raw, _sequence, event, _target, _primary in planned if event.type}
     trait_keys = {key for _raw, _sequence, event, _target, _primary in planned for key in event.traits}
 
+    raw_event_ids = sorted({raw.id for raw, _sequence, _event, _target, _primary in planned})
+    since = timezone.now()
+
     def reevaluate():
+        from activations.triggers import after_batch_safely
         from segments.tasks import reevaluate_after_commit
 
         reevaluate_after_commit(profile_ids=profile_ids, event_types=sorted(event_types), trait_keys=sorted(trait_keys))
+        # Triggers right after membership changed: the shortest path from event to message.
+        after_batch_safely(raw_event_ids=raw_event_ids, profile_ids=profile_ids, since=since)
 
     transaction.on_commit(reevaluate)
 

@@ -23,14 +23,19 @@ from segments.selectors import resolve_published
 
 logger = logging.getLogger(__name__)
 
-# Knuth's multiplicative hash of (profile, segment), in integer arithmetic both databases share:
-# a stable, evenly spread number from 0 to 99 per person and segment.
-HOLDOUT_BUCKET_SQL = "(((({profile} * 2654435761) + ({segment} * 40503)) %% 1000003) %% 100)"
+# A stable, evenly spread number from 0 to 99 per person and segment, in integer arithmetic both
+# databases share without overflow. Quadratic in the profile id: a linear hash left runs of
+# consecutive ids (people who signed up together) all on one side of the split.
+HOLDOUT_BUCKET_SQL = (
+    "((((({profile} %% 1000003) * ({profile} %% 1000003)) %% 1000003) * 40503 "
+    "+ ({profile} %% 1000003) * 7919 + {segment} * 104729) %% 1000003) %% 100"
+)
 
 
 def holdout_bucket(*, profile_id: int, segment_id: int) -> int:
-    """The same bucket in Python, for tests and the profile page."""
-    return (((profile_id * 2654435761) + (segment_id * 40503)) % 1000003) % 100
+    """The same bucket in Python, for tests, triggers and the profile page."""
+    q = profile_id % 1000003
+    return ((q * q) % 1000003 * 40503 + q * 7919 + segment_id * 104729) % 1000003 % 100
 
 
 @dataclass

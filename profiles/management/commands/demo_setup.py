@@ -39,6 +39,11 @@ class Command(BaseCommand):
         created = demo_segments_create()
         if created:
             self.stdout.write(f"  demo audiences and computed traits: {', '.join(created)}")
+        from activations.demo import demo_activations_create
+
+        created = demo_activations_create()
+        if created:
+            self.stdout.write(f"  demo activations: {', '.join(created)}")
         self.stdout.write("Logins (user / password):")
         for role in ROLES:
             self.stdout.write(f"  {role:<22} {demo_password(role)}")

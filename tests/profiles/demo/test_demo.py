@@ -42,6 +42,10 @@ def test_demo_setup_loads_through_the_pipeline_once_and_creates_logins(capsys):
     user = get_user_model().objects.get(username="marketer")
     assert user.check_password("demo-marketer-cdp") and list(user.groups.values_list("name", flat=True)) == ["marketer"]
     assert get_user_model().objects.get(username="admin").is_superuser
+    from activations.models import Sync
+
+    [run] = Sync.objects.get(slug="regulars-to-warehouse").runs.all()
+    assert run.status == "completed" and run.triggered_by == "demo_setup"
 
     call_command("demo_setup", "--people", "60")
     assert RawEvent.objects.count() == raw_count

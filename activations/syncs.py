@@ -649,6 +649,8 @@ def sync_run_retry_failed(*, run: SyncRun, enqueue: bool = True) -> int:
         count = (
             SyncRecord.objects.filter(run=run, status=SyncRecord.FAILED)
             .exclude(payload="")
+            # The contract refused these: sending them again would only be refused again.
+            .exclude(error__startswith="refused before sending")
             .update(status=SyncRecord.PENDING, attempts=0, next_attempt_at=None, claimed_until=None)
         )
         if count:

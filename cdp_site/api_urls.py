@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("identity.api.urls")),
     path("", include("identity.api.urls_metrics")),
     path("", include("segments.api.urls")),
+    path("", include("activations.api.urls")),
 ]

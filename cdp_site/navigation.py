@@ -15,6 +15,11 @@ class MenuEntry:
 MENU = (
     MenuEntry("Profiles", "profiles:profile_list", "profiles.view_profile"),
     MenuEntry("Segments", "segments:segment_list", "segments.view_segment"),
+    MenuEntry("Destinations", "activations:destination_list", "activations.view_destination"),
+    MenuEntry("Syncs", "activations:sync_list", "activations.view_sync"),
+    MenuEntry("Triggers", "activations:trigger_list", "activations.view_trigger"),
+    MenuEntry("Reconciliation", "activations:reconciliation", "activations.view_syncrun"),
+    MenuEntry("Runbook", "activations:runbook", "activations.view_destination"),
     MenuEntry("Merge review", "identity:review_queue", "identity.view_identitylink"),
     MenuEntry("Identity metrics", "identity:metrics", "identity.view_identitymetricsnapshot"),
     MenuEntry("Identity simulation", "identity:simulation", "identity.view_identitymetricsnapshot"),

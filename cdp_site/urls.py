@@ -18,4 +18,5 @@ urlpatterns = [
     path("", include("profiles.urls")),
     path("", include("identity.urls")),
     path("", include("segments.urls")),
+    path("", include("activations.urls")),
 ]

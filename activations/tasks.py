@@ -29,3 +29,9 @@ def activations_tick_task() -> dict:
     fired = triggers_sweep()
     retried = trigger_sends_retry_due()
     return {"started": started, "resumed": resumed, "trigger_sends": fired, "retried": retried}
+
+
+def trigger_sends_deliver_task(send_ids: list[int]) -> int:
+    from activations.triggers import deliver_sends
+
+    return deliver_sends(send_ids)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import string
+import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 LOOKBACK = timedelta(hours=24)  # the sweep fires for causes this recent (never before the trigger existed)
 LEASE = timedelta(seconds=60)
+INLINE_BUDGET_SECONDS = 2.0  # the processing worker sends for this long after a batch; the queue does the rest
 WHERE_OPS = frozenset({"eq", "neq", "gt", "gte", "lt", "lte", "in", "contains", "exists", "not_exists"})
 TIMEZONE_TRAITS = ("timezone", "time_zone", "tz")
 
@@ -244,7 +246,7 @@ def after_batch(*, raw_event_ids: list[int], profile_ids: list[int], since: date
         received_at[profile_id] = min(at, received_at.get(profile_id, at))
     created = fire_for_memberships(since=since, profile_ids=profile_ids, received_at=received_at)
     created += fire_for_events(event_ids=[event_id for event_id, _pid, _at in events])
-    return deliver_sends(created)
+    return deliver_sends(created, budget_seconds=INLINE_BUDGET_SECONDS)
 
 
 def triggers_sweep(now: datetime | None = None) -> int:
@@ -267,12 +269,18 @@ def trigger_sends_retry_due(now: datetime | None = None) -> int:
 # -- delivering -------------------------------------------------------------------------------------
 
 
-def deliver_sends(send_ids: list[int]) -> int:
-    """Check and send each; returns how many the destination accepted."""
+def deliver_sends(send_ids: list[int], *, budget_seconds: float | None = None) -> int:
+    """Check and send each; returns how many the destination accepted. With a budget, sends left
+    when it runs out go to the queue (a slow or rate-limited destination must not hold up the
+    processing worker)."""
     delivered = 0
     clients: dict[int, tuple] = {}
+    deadline = time.monotonic() + budget_seconds if budget_seconds is not None else None
     try:
-        for send_id in send_ids:
+        for index, send_id in enumerate(send_ids):
+            if deadline is not None and time.monotonic() > deadline:
+                enqueue_delivery(send_ids[index:])
+                break
             send = _claim(send_id)
             if send is None:
                 continue
@@ -289,6 +297,12 @@ def deliver_sends(send_ids: list[int]) -> int:
         for _connector, client, _limiter in clients.values():
             client.close()
     return delivered
+
+
+def enqueue_delivery(send_ids: list[int]) -> None:
+    from django_q.tasks import async_task
+
+    async_task("activations.tasks.trigger_sends_deliver_task", list(send_ids), q_options={"task_name": "trigger_sends"})
 
 
 def _claim(send_id: int) -> TriggerSend | None:
@@ -369,12 +383,16 @@ def _capped(send: TriggerSend, now: datetime) -> bool:
     trigger = send.trigger
     if not trigger.cap_window_hours:
         return False
-    recent = TriggerSend.objects.filter(
-        profile_id=send.profile_id,
-        channel=send.channel,
-        status__in=[TriggerSend.SENT],
-        sent_at__gte=now - timedelta(hours=trigger.cap_window_hours),
-    ).count()
+    # Sent in the window, or passed its checks and in flight now (its payload is written).
+    recent = (
+        TriggerSend.objects.filter(profile_id=send.profile_id, channel=send.channel)
+        .filter(
+            Q(status=TriggerSend.SENT, sent_at__gte=now - timedelta(hours=trigger.cap_window_hours))
+            | (Q(status=TriggerSend.SENDING) & ~Q(payload=""))
+        )
+        .exclude(pk=send.pk)
+        .count()
+    )
     return recent >= trigger.cap_count
 
 

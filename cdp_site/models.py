@@ -30,3 +30,32 @@ class ApiToken(models.Model):
         token = cls.PREFIX + secrets.token_urlsafe(32)
         row = cls.objects.create(user=user, name=name, token_hash=cls.hash_token(token), token_prefix=token[:10])
         return row, token
+
+
+class AuditEntry(models.Model):
+    """Append-only log of staff actions: merges, unmerges, PII reveals, exports, consent edits,
+    privacy requests, destination and secret changes. Nothing updates or deletes an entry (a
+    database trigger enforces it on PostgreSQL too)."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=150, help_text="user:<name>, api:<name>, or a command or rule.")
+    action = models.CharField(max_length=64, db_index=True, help_text="e.g. merge.unmerge, pii.reveal, destination.secrets")
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True, db_index=True)
+    summary = models.CharField(max_length=300, blank=True, help_text="Readable, never PII.")
+    detail = models.JSONField(default=dict, blank=True, help_text="Ids and counts, never PII or secrets.")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["target_type", "target_id"])]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Audit entries are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Audit entries are append-only.")

@@ -16,7 +16,10 @@ def identity_tables_reset() -> None:
     Merge.objects.all().delete()
     IdentityLink.objects.all().delete()
     Event.objects.all().delete()
-    ConsentRecord.objects.all().delete()
+    from consent.guards import privacy_purge
+
+    with privacy_purge():  # the append-only guard refuses plain deletes
+        ConsentRecord.objects.all().delete()
     TraitValue.objects.all().delete()
     RawEvent.objects.all().delete()
     Identifier.objects.all().delete()

@@ -13,6 +13,10 @@ from activations.connectors import ConnectorError, connector_class, connector_fo
 from activations.connectors.base import excerpt
 from activations.delivery import client_for
 from activations.models import Destination
+from cdp_site.audit import audit_record
+
+# Until every caller passes `actor`, a change from a caller that does not is recorded as this.
+UNATTRIBUTED = "unattributed"
 
 
 class DestinationInvalid(ValueError):
@@ -61,26 +65,74 @@ def destination_validate(destination: Destination) -> None:
 
 
 @transaction.atomic
-def destination_save(*, destination: Destination | None = None, secrets: dict | None = None, **values) -> Destination:
+def destination_save(
+    *, destination: Destination | None = None, secrets: dict | None = None, actor: str = "", **values
+) -> Destination:
     """Create or change a destination. `secrets` are merged into the stored ones (an empty value
-    keeps the stored secret, so forms never need to show them); they are encrypted at rest."""
+    keeps the stored secret, so forms never need to show them); they are encrypted at rest.
+
+    The audit log gets what changed: field names and secret names, never values."""
     destination = destination or Destination()
+    is_new = destination.pk is None
+    attnames = {name: Destination._meta.get_field(name).attname for name in values}
+    # Read from the database: a form's instance already holds the new values.
+    before = {} if is_new else Destination.objects.filter(pk=destination.pk).values(*attnames.values()).first() or {}
     for name, value in values.items():
         setattr(destination, name, value)
+    secrets_changed = []
     if secrets:
         stored = destination.secret_values if destination.secrets else {}
         changed = {name: value for name, value in secrets.items() if value not in (None, "")}
-        if any(stored.get(name) != value for name, value in changed.items()):
+        secrets_changed = sorted(name for name, value in changed.items() if stored.get(name) != value)
+        if secrets_changed:
             destination.secrets_rotated_at = timezone.now() if destination.pk else None
         stored.update(changed)
         destination.secrets = json.dumps(stored)
     destination_validate(destination)
     destination.save()
+    _audit_save(
+        destination, is_new=is_new, before=before, attnames=attnames, secrets_changed=secrets_changed, actor=actor
+    )
     return destination
 
 
-def destination_test(destination: Destination) -> tuple[bool, str]:
-    """One harmless authenticated request; the outcome is stored on the destination."""
+def _audit_save(
+    destination: Destination, *, is_new: bool, before: dict, attnames: dict, secrets_changed: list, actor: str
+) -> None:
+    """Names of what changed, never values: a secret's value must not reach the log."""
+    if not actor:
+        actor = f"user:{destination.owner.get_username()}" if is_new and destination.owner_id else UNATTRIBUTED
+    if is_new:
+        audit_record(
+            actor=actor,
+            action="destination.create",
+            target=destination,
+            summary=f"Created destination {destination.slug} ({destination.kind})",
+            fields=sorted(attnames),
+            secrets=secrets_changed,
+        )
+        return
+    fields = sorted(name for name, attname in attnames.items() if before.get(attname) != getattr(destination, attname))
+    if fields:
+        audit_record(
+            actor=actor,
+            action="destination.change",
+            target=destination,
+            summary=f"Changed destination {destination.slug}: {', '.join(fields)}"[:300],
+            fields=fields,
+        )
+    if secrets_changed:
+        audit_record(
+            actor=actor,
+            action="destination.secrets",
+            target=destination,
+            summary=f"Changed secrets of destination {destination.slug}: {', '.join(secrets_changed)}"[:300],
+            secrets=secrets_changed,
+        )
+
+
+def destination_test(destination: Destination, *, actor: str = "") -> tuple[bool, str]:
+    """One harmless authenticated request; the outcome is stored on the destination (and logged)."""
     connector = connector_for(destination)
     problems = connector.check_configuration()
     if problems:
@@ -101,4 +153,11 @@ def destination_test(destination: Destination) -> tuple[bool, str]:
         last_tested_at=timezone.now(), last_test_ok=ok, last_test_message=message[:500]
     )
     destination.refresh_from_db()
+    audit_record(
+        actor=actor or UNATTRIBUTED,
+        action="destination.test",
+        target=destination,
+        summary=f"Tested the connection of destination {destination.slug}: {'passed' if ok else 'failed'}",
+        ok=ok,
+    )
     return ok, message

@@ -126,6 +126,10 @@ def _accept(states: dict[int, SyncState], outcomes: dict[int, DirectOutcome], re
         SyncState.objects.filter(pk__in=done).update(fingerprint="", skip_reason=reason, accepted_at=now)
 
 
+def _first_allowed(operations: set[str], preferred: tuple[str, ...]) -> str | None:
+    return next((operation for operation in preferred if operation in operations), None)
+
+
 def _syncs_holding(profile_ids: list[int], purpose: str | None = None):
     states = SyncState.objects.filter(profile_id__in=profile_ids).exclude(fingerprint="")
     if purpose is not None:
@@ -144,7 +148,7 @@ def forget_in_destinations(*, profile_ids: list[int], reason: str = domain.SKIP_
     for states in _syncs_holding(profile_ids).values():
         sync = states[0].sync
         operations = set(sync.destination.operations)
-        operation = domain.DELETE if domain.DELETE in operations else domain.REMOVE if domain.REMOVE in operations else None
+        operation = _first_allowed(operations, (domain.DELETE, domain.REMOVE))
         if operation is None:
             outcomes += [
                 DirectOutcome(
@@ -163,12 +167,25 @@ def forget_in_destinations(*, profile_ids: list[int], reason: str = domain.SKIP_
     return outcomes
 
 
-@transaction.atomic
-def purge_activation_copies(profile_ids: list[int]) -> None:
-    """Blank the keys and payloads we kept of what was sent for these people."""
-    SyncState.objects.filter(profile_id__in=profile_ids).update(key="", fingerprint="", skip_reason=domain.SKIP_TOMBSTONE)
-    SyncRecord.objects.filter(profile_id__in=profile_ids).update(key="", payload="")
-    TriggerSend.objects.filter(profile_id__in=profile_ids).update(payload="")
+def purge_activation_copies(profile_ids: list[int]) -> int:
+    """Blank what we kept of what was sent for these people: keys and payloads, the destinations'
+    answers (they may echo the person), and the key and value fingerprints (unkeyed MD5s: a guess
+    would confirm them). Returns the rows touched; safe to run twice."""
+    from activations.models import SyncSnapshot
+
+    touched = 0
+    for start in range(0, len(profile_ids), 500):
+        chunk = profile_ids[start : start + 500]
+        with transaction.atomic():
+            touched += SyncState.objects.filter(profile_id__in=chunk).update(
+                key="", key_hash="", fingerprint="", skip_reason=domain.SKIP_TOMBSTONE
+            )
+            touched += SyncRecord.objects.filter(profile_id__in=chunk).update(
+                key="", payload="", key_hash="", fingerprint="", response=""
+            )
+            touched += SyncSnapshot.objects.filter(profile_id__in=chunk).update(key_hash="", fingerprint="")
+            touched += TriggerSend.objects.filter(profile_id__in=chunk).update(payload="", response="")
+    return touched
 
 
 def remove_for_withdrawal(*, profile_id: int, purpose: str) -> list[DirectOutcome]:
@@ -179,7 +196,7 @@ def remove_for_withdrawal(*, profile_id: int, purpose: str) -> list[DirectOutcom
     for states in _syncs_holding([profile_id], purpose=purpose).values():
         sync = states[0].sync
         operations = set(sync.destination.operations)
-        operation = domain.REMOVE if domain.REMOVE in operations else domain.DELETE if domain.DELETE in operations else None
+        operation = _first_allowed(operations, (domain.REMOVE, domain.DELETE))
         if operation is None:
             outcomes.append(
                 DirectOutcome(

@@ -243,6 +243,8 @@ class SyncState(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["sync", "profile_id"], name="sync_state_unique_profile")]
+        # Withdrawals and deletions look a person up across every sync.
+        indexes = [models.Index(fields=["profile_id"], name="sync_state_profile")]
 
 
 class SyncSnapshot(models.Model):
@@ -337,3 +339,6 @@ class TriggerSend(models.Model):
 
     def __str__(self):
         return f"{self.trigger} → profile {self.profile_id} ({self.status})"
+
+
+from activations.suppression_models import *  # noqa: E402, F403

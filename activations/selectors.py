@@ -31,8 +31,9 @@ PURPOSE_LABELS = dict(PURPOSES)
 MODE_LABELS = dict(domain.MODES)
 RETRY_TAIL = "exponential backoff with jitter, Retry-After honoured"
 CONSENT_HANDLING = (
-    "checked on every run and every send; mirror syncs remove the person, upsert/update-only syncs stop "
-    "updating them; triggers skip"
+    "a withdrawal removes the person from every synced audience at once (a delete where the contract has no "
+    "removal), recorded per destination on the Consent propagation page; every run and every send checks it "
+    "again; triggers skip"
 )
 
 

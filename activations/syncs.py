@@ -368,14 +368,29 @@ def prepare_payloads(run: SyncRun) -> None:
         last_id = chunk[-1].id
         profile_ids = [record.profile_id for record in chunk]
         tombstoned = tombstoned_profile_ids(profile_ids)
+        withdrawn = _without_consent(profile_ids, destination.consent_purpose)
         payloads = payloads_for(plan, [pid for pid in profile_ids if pid not in tombstoned], hashed=hashed)
         for record in chunk:
+            if record.profile_id in withdrawn and record.operation in (domain.UPSERT, domain.UPDATE):
+                # Withdrawn since the snapshot: never send, whatever the diff said.
+                record.status, record.skip_reason, record.payload = SyncRecord.SKIPPED, domain.SKIP_CONSENT, "{}"
+                continue
             _prepare_record(record, payloads.get(record.profile_id), tombstoned, contract, destination, plan)
         with transaction.atomic():
             SyncRecord.objects.bulk_update(chunk, ["payload", "key", "status", "skip_reason", "error"])
         _heartbeat(run)
     SyncRun.objects.filter(pk=run.pk).update(phase=SyncRun.DONE if run.is_dry_run else SyncRun.SEND)
     run.refresh_from_db()
+
+
+def _without_consent(profile_ids: list[int], purpose: str) -> set[int]:
+    if not purpose:
+        return set()
+    return {
+        profile_id
+        for profile_id, consent in Profile.objects.filter(id__in=profile_ids).values_list("id", "consent")
+        if ((consent or {}).get(purpose) or {}).get("is_granted") is not True
+    }
 
 
 def _prepare_record(record, payload, tombstoned, contract, destination, plan) -> None:

@@ -23,6 +23,7 @@ from activations.selectors import (
     runbook,
     with_delta,
 )
+from cdp_site.audit import actor_of, audit_record
 
 RECENT_RUNS = 200
 
@@ -70,8 +71,21 @@ def reconciliation_csv(request):
         if not request.user.has_perm("activations.view_syncrecord"):
             raise PermissionDenied
         run = get_object_or_404(SyncRun, pk=int(run_id) if run_id.isdigit() else 0)
+        audit_record(
+            actor=actor_of(request),
+            action="export.reconciliation_csv",
+            target=run,
+            summary=f"Exported the records of sync run {run.pk} as CSV",
+            run_id=run.pk,
+        )
         return _csv_response(record_csv_rows(run), f"reconciliation-run-{run.pk}-records.csv")
     days = _days(request)
+    audit_record(
+        actor=actor_of(request),
+        action="export.reconciliation_csv",
+        summary=f"Exported reconciliation of the last {days} days as CSV",
+        days=days,
+    )
     return _csv_response(reconciliation_csv_rows(reconciliation_since(days)), "reconciliation.csv")
 
 

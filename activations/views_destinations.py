@@ -11,6 +11,7 @@ from activations.destinations import DestinationInvalid, destination_save, desti
 from activations.forms import DestinationForm, connector_hints
 from activations.models import Destination
 from activations.selectors import contract_rows
+from cdp_site.audit import actor_of
 
 
 @login_required
@@ -57,7 +58,7 @@ def destination_new(request):
         if form.is_valid():
             values, secrets = form.service_values()
             try:
-                destination = destination_save(secrets=secrets, owner=request.user, **values)
+                destination = destination_save(secrets=secrets, owner=request.user, actor=actor_of(request), **values)
             except DestinationInvalid as error:
                 form.add_service_errors(error.errors)
             else:
@@ -76,7 +77,9 @@ def destination_edit(request, slug):
         if form.is_valid():
             values, secrets = form.service_values()
             try:
-                destination = destination_save(destination=form.instance, secrets=secrets, **values)
+                destination = destination_save(
+                    destination=form.instance, secrets=secrets, actor=actor_of(request), **values
+                )
             except DestinationInvalid as error:
                 form.add_service_errors(error.errors)
             else:
@@ -91,7 +94,7 @@ def destination_edit(request, slug):
 @permission_required("activations.change_destination", raise_exception=True)
 def destination_test_view(request, slug):
     destination = get_object_or_404(Destination, slug=slug)
-    ok, message = destination_test(destination)
+    ok, message = destination_test(destination, actor=actor_of(request))
     if ok:
         messages.success(request, f"Connection test passed: {message}")
     else:

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from cdp_site.models import ApiToken
+from cdp_site.models import ApiToken, AuditEntry
 
 
 @admin.register(ApiToken)
@@ -13,4 +13,22 @@ class ApiTokenAdmin(admin.ModelAdmin):
     readonly_fields = ["user", "token_prefix", "created_at", "last_used_at"]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Read-only: entries are written by the actions they record, never here."""
+
+    list_display = ["at", "actor", "action", "target_type", "target_id", "summary"]
+    list_filter = ["action"]
+    search_fields = ["actor", "action", "summary", "target_id"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

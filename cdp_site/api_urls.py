@@ -8,4 +8,7 @@ urlpatterns = [
     path("", include("identity.api.urls_metrics")),
     path("", include("segments.api.urls")),
     path("", include("activations.api.urls")),
+    path("", include("consent.api_consent_urls")),
+    path("", include("consent.api.urls_requests")),
+    path("", include("cdp_site.api_audit")),
 ]

@@ -39,7 +39,9 @@ class AuditEntry(models.Model):
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.CharField(max_length=150, help_text="user:<name>, api:<name>, or a command or rule.")
-    action = models.CharField(max_length=64, db_index=True, help_text="e.g. merge.unmerge, pii.reveal, destination.secrets")
+    action = models.CharField(
+        max_length=64, db_index=True, help_text="e.g. merge.unmerge, pii.reveal, destination.secrets"
+    )
     target_type = models.CharField(max_length=64, blank=True)
     target_id = models.CharField(max_length=64, blank=True, db_index=True)
     summary = models.CharField(max_length=300, blank=True, help_text="Readable, never PII.")
@@ -59,3 +61,6 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Audit entries are append-only.")
+
+
+from cdp_site.governance_models import *  # noqa: E402, F403

@@ -20,6 +20,8 @@ MENU = (
     MenuEntry("Triggers", "activations:trigger_list", "activations.view_trigger"),
     MenuEntry("Reconciliation", "activations:reconciliation", "activations.view_syncrun"),
     MenuEntry("Runbook", "activations:runbook", "activations.view_destination"),
+    MenuEntry("Consent propagation", "consent:propagation", "activations.view_suppressionapplied"),
+    MenuEntry("Privacy requests", "privacy:request_list", "consent.view_privacyrequest"),
     MenuEntry("Merge review", "identity:review_queue", "identity.view_identitylink"),
     MenuEntry("Identity metrics", "identity:metrics", "identity.view_identitymetricsnapshot"),
     MenuEntry("Identity simulation", "identity:simulation", "identity.view_identitymetricsnapshot"),
@@ -27,6 +29,9 @@ MENU = (
     MenuEntry("Raw events", "profiles:raw_event_list", "profiles.view_rawevent"),
     MenuEntry("CSV import", "profiles:csv_import_list", "profiles.view_csvimport"),
     MenuEntry("Schema drift", "profiles:schema_drift", "profiles.view_schemadrift"),
+    MenuEntry("Retention", "governance:retention", "cdp_site.view_retentionpolicy"),
+    MenuEntry("Profile health", "governance:profile_health", "cdp_site.view_profilehealthrun"),
+    MenuEntry("Audit log", "audit:log", "cdp_site.view_auditentry"),
 )
 
 

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from cdp_site import views
+from profiles import views as profiles_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,8 +16,14 @@ urlpatterns = [
     path("api/v1/", include("cdp_site.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Back-office pages.
+    path("", include("cdp_site.urls_audit")),
+    # Personal data of one profile in cleartext, logged (POST from the Reveal buttons of any page).
+    path("profiles/<int:pk>/reveal/", profiles_views.profile_reveal, name="profile_reveal"),
     path("", include("profiles.urls")),
     path("", include("identity.urls")),
     path("", include("segments.urls")),
     path("", include("activations.urls")),
+    path("", include("cdp_site.urls_governance")),
+    path("", include("consent.urls_consent")),
+    path("", include("consent.urls_requests")),
 ]

@@ -11,6 +11,11 @@ class ConsentRecordAdmin(admin.ModelAdmin):
     list_filter = ["purpose", "is_granted", "source"]
     readonly_fields = [f.name for f in ConsentRecord._meta.fields]
 
+    def has_add_permission(self, request):
+        # Consent is recorded through the profile page or the API, which update the summary and
+        # propagate withdrawals; an admin add would do neither.
+        return False
+
     def has_change_permission(self, request, obj=None):
         return False
 

@@ -19,7 +19,11 @@ class ConsentRecord(models.Model):
     evidence = models.JSONField(default=dict, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["profile", "purpose", "-captured_at"])]
+        indexes = [
+            models.Index(fields=["profile", "purpose", "-captured_at"]),
+            # The withdrawal sweeper and the propagation page read recent withdrawals only.
+            models.Index(fields=["recorded_at"], condition=models.Q(is_granted=False), name="consent_withdrawals"),
+        ]
         ordering = ["-captured_at", "-id"]
 
     def save(self, *args, **kwargs):
@@ -45,3 +49,6 @@ class Tombstone(models.Model):
 
     def __str__(self):
         return f"tombstone {self.identifier_type} {self.key_hash[:12]}…"
+
+
+from consent.requests_models import *  # noqa: E402, F403

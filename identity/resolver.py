@@ -122,6 +122,8 @@ class BatchResolver:
         # rejected links: the same evidence proposes nothing, new evidence goes to review.
         self.separations: dict[frozenset, set] = {}
         self._hashes: dict[tuple[int, str], str] = {}
+        # (type id, normalised value) of identifiers a deletion request tombstoned: never resolved.
+        self.tombstoned: set[tuple[int, str]] = set()
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -137,7 +139,26 @@ class BatchResolver:
         lowered = normalised.lower()
         if (rule.id, lowered) in self.blocked or (None, lowered) in self.blocked:
             return None
+        if (rule.id, normalised) in self.tombstoned:
+            return None
         return rule, normalised
+
+    def load_tombstones(self, keys: list[tuple[domain.IdentifierRule, str]]) -> set[tuple[int, str]]:
+        """Which of these identifiers a deletion request tombstoned (keyed hashes, looked up in one
+        query per 500); they are remembered, so this resolver never links or creates them."""
+        from consent.models import Tombstone
+        from consent.tombstones import tombstone_hash
+
+        if not keys or not Tombstone.objects.exists():
+            return set()
+        by_hash = {tombstone_hash(rule.slug, normalised): (rule.id, normalised) for rule, normalised in set(keys)}
+        hashes = sorted(by_hash)
+        found = set()
+        for start in range(0, len(hashes), 500):
+            rows = Tombstone.objects.filter(key_hash__in=hashes[start : start + 500]).values_list("key_hash", flat=True)
+            found |= {by_hash[key] for key in rows}
+        self.tombstoned |= found
+        return found
 
     def preload(self, keys: list[tuple[domain.IdentifierRule, str]]) -> None:
         """Load every identifier the batch mentions, their profiles and those profiles' counts."""

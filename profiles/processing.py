@@ -40,9 +40,10 @@ class ProcessResult:
     quarantined: int = 0
     failed: int = 0
     events: int = 0
+    dropped: int = 0  # named a tombstoned identifier (a deletion request): acknowledged, nothing created
 
     def add(self, other: ProcessResult) -> None:
-        for name in ("claimed", "processed", "quarantined", "failed", "events"):
+        for name in ("claimed", "processed", "quarantined", "failed", "events", "dropped"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
@@ -94,9 +95,12 @@ def raw_events_sweep() -> ProcessResult:
 def raw_events_replay(*, raw_event_ids: list[int]) -> int:
     """Put quarantined or failed raw events back in the queue and process them now."""
     with transaction.atomic():
-        count = RawEvent.objects.filter(
-            id__in=raw_event_ids, status__in=[RawEvent.QUARANTINED, RawEvent.FAILED]
-        ).update(status=RawEvent.PENDING, error="")
+        count = (
+            RawEvent.objects.filter(id__in=raw_event_ids, status__in=[RawEvent.QUARANTINED, RawEvent.FAILED])
+            # Retention purged the payload: nothing left to replay.
+            .exclude(payload__has_key="_purged")
+            .update(status=RawEvent.PENDING, error="")
+        )
     if count:
         raw_events_process()
     return count
@@ -217,6 +221,8 @@ def _apply(raws: list[RawEvent]) -> ProcessResult:
 
     _lock_identity()
     resolver = BatchResolver()
+    # Deletion requests: an event naming a tombstoned identifier is dropped before resolution.
+    accepted = _drop_tombstoned(resolver, accepted, statuses)
     resolver.preload(
         [
             normalised
@@ -270,6 +276,7 @@ def _apply(raws: list[RawEvent]) -> ProcessResult:
     result.processed = len(statuses[RawEvent.PROCESSED])
     result.quarantined = len(statuses[RawEvent.QUARANTINED])
     result.failed = len(statuses[RawEvent.FAILED])
+    result.dropped = len(statuses[RawEvent.DROPPED])
     return result
 
 
@@ -283,12 +290,19 @@ def _nudge_segments(resolver: BatchResolver, planned) -> None:
     trait_keys = {key for _raw, _sequence, event, _target, _primary in planned for key in event.traits}
 
     raw_event_ids = sorted({raw.id for raw, _sequence, _event, _target, _primary in planned})
+    withdrawing = sorted(
+        {raw.id for raw, _sequence, event, _target, _primary in planned if any(not c.is_granted for c in event.consent)}
+    )
     since = timezone.now()
 
     def reevaluate():
         from activations.triggers import after_batch_safely
+        from consent.propagation import after_pipeline_consent
         from segments.tasks import reevaluate_after_commit
 
+        if withdrawing:
+            # Withdrawals reach destinations now, not at the next sync (never raises; the sweeper backs it up).
+            after_pipeline_consent(raw_event_ids=withdrawing)
         reevaluate_after_commit(profile_ids=profile_ids, event_types=sorted(event_types), trait_keys=sorted(trait_keys))
         # Triggers right after membership changed: the shortest path from event to message.
         after_batch_safely(raw_event_ids=raw_event_ids, profile_ids=profile_ids, since=since)
@@ -563,6 +577,31 @@ def _write_drift(drift: Counter, now: datetime) -> None:
             )
 
 
+def _drop_tombstoned(resolver: BatchResolver, accepted: list[_Accepted], statuses) -> list[_Accepted]:
+    """Raw events naming an identifier a deletion request tombstoned create no profile, event or
+    send: they become "dropped" with their payload blanked (counted per source by status). The
+    sender had its 2xx when the event was stored. One tombstone lookup for the whole batch."""
+    keys = {
+        id(event): [
+            normalised
+            for observed in event.identifiers
+            if (normalised := resolver.normalise(Observed(observed.type, observed.value, observed.is_verified)))
+        ]
+        for item in accepted
+        for event in item.events
+    }
+    tombstoned = resolver.load_tombstones([key for found in keys.values() for key in found])
+    if not tombstoned:
+        return accepted
+    kept = []
+    for item in accepted:
+        if any((rule.id, value) in tombstoned for event in item.events for rule, value in keys[id(event)]):
+            statuses[RawEvent.DROPPED].append((item.raw.pk, "dropped: names an identifier a deletion request erased"))
+        else:
+            kept.append(item)
+    return kept
+
+
 def _write_statuses(statuses: dict[str, list[tuple[int, str]]], now: datetime) -> None:
     processed = [raw_id for raw_id, _ in statuses.get(RawEvent.PROCESSED, [])]
     for start in range(0, len(processed), 900):
@@ -574,3 +613,8 @@ def _write_statuses(statuses: dict[str, list[tuple[int, str]]], now: datetime) -
             RawEvent.objects.filter(pk=raw_id).update(
                 status=status, error=error[:2000], processed_at=now, attempts=F("attempts") + 1
             )
+    # Dropped for a tombstone: the erased person's data is not kept, not even in the raw log.
+    for raw_id, error in statuses.get(RawEvent.DROPPED, []):
+        RawEvent.objects.filter(pk=raw_id).update(
+            status=RawEvent.DROPPED, error=error, payload={}, headers={}, processed_at=now, attempts=F("attempts") + 1
+        )

@@ -4,11 +4,15 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from cdp_site import pii
+from cdp_site.audit import actor_of, audit_record
 from consent.models import ConsentRecord
 from identity.models import Merge
 from profiles.filtersets import RawEventFilter
@@ -88,6 +92,25 @@ def profile_detail(request, pk):
         "page": page,
     }
     return render(request, "profiles/profile_detail.html", context)
+
+
+@login_required
+@require_POST
+@permission_required(("profiles.view_profile", pii.REVEAL_PERMISSION), raise_exception=True)
+def profile_reveal(request, pk):
+    """One profile's personal data in cleartext, for the page that asked (an htmx swap) or on a page
+    of its own; each reveal is logged with the fields shown, never their values."""
+    profile = profile_resolve(profile_id=pk)
+    if profile is None or profile.status != Profile.ACTIVE:
+        raise Http404(f"No profile {pk}.")
+    rows = pii.profile_pii_reveal(profile=profile, actor=actor_of(request), where=request.POST.get("where", ""))
+    back = request.POST.get("next") or ""
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        back = reverse("profiles:profile_detail", args=[profile.pk])
+    context = {"profile": profile, "revealed": rows, "back": back}
+    if request.htmx:
+        return render(request, "profiles/_profile_pii.html", context)
+    return render(request, "profiles/profile_reveal.html", context)
 
 
 # -- sources ----------------------------------------------------------------------------------
@@ -191,7 +214,13 @@ def raw_event_list(request):
 def raw_event_detail(request, pk):
     raw = get_object_or_404(RawEvent.objects.select_related("source"), pk=pk)
     events = raw.events.select_related("profile").order_by("sequence")
-    return render(request, "profiles/raw_event_detail.html", {"raw": raw, "events": events})
+    if pii.can_see_pii(request.user):
+        # The payload as received holds personal data: reading it is logged like a reveal.
+        audit_record(actor=actor_of(request), action="raw_event.view", target=raw, summary=f"Read raw event {raw.pk}")
+        payload = raw.payload
+    else:
+        payload = pii.mask_json(raw.payload)
+    return render(request, "profiles/raw_event_detail.html", {"raw": raw, "events": events, "payload": payload})
 
 
 @login_required

@@ -5,6 +5,7 @@ from activations import domain
 from activations.models import Destination, Sync, SyncRecord, SyncRun, Trigger, TriggerSend
 from activations.selectors import labelled_counts, sync_config_errors
 from activations.syncs import sync_problems
+from cdp_site import pii
 from segments.models import Segment
 
 
@@ -220,7 +221,11 @@ class ProblemsSerializer(serializers.Serializer):
 
 
 class SyncRecordSerializer(serializers.ModelSerializer):
-    payload = serializers.SerializerMethodField(help_text="Dry runs only: the fields that would be sent.")
+    payload = serializers.SerializerMethodField(
+        help_text="Dry runs only: the fields that would be sent, personal data masked (reveal the profile to see it)."
+    )
+    response = serializers.SerializerMethodField(help_text="The destination's answer (truncated), PII masked.")
+    error = serializers.SerializerMethodField(help_text="Personal data masked.")
 
     class Meta:
         model = SyncRecord
@@ -242,7 +247,13 @@ class SyncRecordSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_payload(self, record) -> dict | None:
-        return record.payload_values if record.status == SyncRecord.DRY_RUN else None
+        return pii.mask_json(record.payload_values) if record.status == SyncRecord.DRY_RUN else None
+
+    def get_response(self, record) -> str:
+        return pii.mask_body(record.response)
+
+    def get_error(self, record) -> str:
+        return pii.mask_text(record.error)
 
 
 class RetryFailedSerializer(serializers.Serializer):

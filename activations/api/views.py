@@ -34,6 +34,7 @@ from activations.selectors import (
 )
 from activations.syncs import SyncBusy, SyncNotReady, sync_problems, sync_run_retry_failed, sync_run_start
 from activations.triggers import TriggerInvalid, trigger_latency, trigger_save
+from cdp_site.audit import actor_of
 from cdp_site.permissions import require_permissions
 
 CAN_TEST_DESTINATION = require_permissions("activations.change_destination")
@@ -72,7 +73,9 @@ class DestinationViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, views
         values = dict(serializer.validated_data)
         secrets = values.pop("secrets", None)
         try:
-            serializer.instance = destination_save(destination=serializer.instance, secrets=secrets, **extra, **values)
+            serializer.instance = destination_save(
+                destination=serializer.instance, secrets=secrets, actor=actor_of(self.request), **extra, **values
+            )
         except DestinationInvalid as error:
             raise ValidationError(error.errors) from error
 
@@ -86,7 +89,7 @@ class DestinationViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, views
     @action(detail=True, methods=["post"], permission_classes=[CAN_TEST_DESTINATION])
     def test(self, request, slug=None):
         """One harmless authenticated request to the destination; the outcome is stored."""
-        ok, message = destination_test(self.get_object())
+        ok, message = destination_test(self.get_object(), actor=actor_of(request))
         return Response({"ok": ok, "message": message})
 
 

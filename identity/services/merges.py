@@ -11,6 +11,7 @@ from collections import Counter
 from django.db import transaction
 from django.utils import timezone
 
+from cdp_site.audit import audit_record
 from consent.models import ConsentRecord
 from identity import domain
 from identity.locks import identity_lock
@@ -182,6 +183,19 @@ def merge_unmerge(*, merge_id: int, actor: str, reason: str = "") -> Unmerge:
         root.pk,
         len(cut_ids),
         actor,
+    )
+    # The reason is free text a person typed: it stays on the Unmerge row, not in the audit log.
+    audit_record(
+        actor=actor,
+        action="merge.unmerge",
+        target=merge,
+        summary=f"Unmerged merge {merge.pk}: profile #{restored.pk} restored beside #{root.pk}",
+        merge_id=merge.pk,
+        unmerge_id=unmerge.pk,
+        restored_id=restored.pk,
+        remaining_id=root.pk,
+        split_off=split_off,
+        links_rejected=len(cut_ids),
     )
     return unmerge
 

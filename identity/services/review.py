@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from cdp_site.audit import audit_record
 from identity import domain
 from identity.locks import identity_lock
 from identity.models import Identifier, IdentifierType, IdentityLink, Merge
@@ -37,6 +38,14 @@ def link_approve(*, link_id: int, actor: str, note: str = "") -> Merge | None:
     if len(ends) == 1:
         link.reason = ""
         link.save(update_fields=["status", "reason", "reviewed_by", "reviewed_at", "review_note"])
+        audit_record(
+            actor=actor,
+            action="merge.approve",
+            target=link,
+            summary=f"Approved link {link.pk}; both ends already in profile #{ends.pop()}",
+            link_id=link.pk,
+            merge_id=None,
+        )
         return None
     survivor, absorbed = sorted(ends)  # the older profile survives, so long-lived ids stay stable
     merge = profiles_merge_locked(
@@ -48,6 +57,16 @@ def link_approve(*, link_id: int, actor: str, note: str = "") -> Merge | None:
         evidence={**(link.evidence or {}), "approved_by": actor, "note": note},
     )
     logger.info("link_approved link_id=%s merge_id=%s actor=%s", link.pk, merge.pk, actor)
+    audit_record(
+        actor=actor,
+        action="merge.approve",
+        target=link,
+        summary=f"Approved link {link.pk}: profile #{absorbed} merged into #{survivor} (merge {merge.pk})",
+        link_id=link.pk,
+        merge_id=merge.pk,
+        survivor_id=survivor,
+        absorbed_id=absorbed,
+    )
     return merge
 
 
@@ -65,6 +84,20 @@ def link_reject(*, link_id: int, actor: str, note: str = "") -> IdentityLink:
     _mark_reviewed(link, status=IdentityLink.REJECTED, actor=actor, note=note)
     link.save(update_fields=["status", "reviewed_by", "reviewed_at", "review_note"])
     logger.info("link_rejected link_id=%s actor=%s", link.pk, actor)
+    audit_record(
+        actor=actor,
+        action="merge.reject",
+        target=link,
+        summary=f"Rejected link {link.pk}: the profiles stay apart",
+        link_id=link.pk,
+        profile_ids=sorted(
+            set(
+                Identifier.objects.filter(pk__in=[link.from_identifier_id, link.to_identifier_id]).values_list(
+                    "profile_id", flat=True
+                )
+            )
+        ),
+    )
     return link
 
 
@@ -108,8 +141,44 @@ def profiles_link(
 
     activate=True makes the link active and merges, unless an identifier limit forbids it (then it
     is queued as a blocked conflict); activate=False queues it for review. A pair that a reviewer
-    rejected or an unmerge separated is never proposed again automatically.
+    rejected or an unmerge separated is never proposed again automatically. A manual link (a person's
+    decision) is written to the audit log; the matcher's proposals are not staff actions.
     """
+    outcome = _profiles_link(
+        profile_a_id=profile_a_id,
+        profile_b_id=profile_b_id,
+        kind=kind,
+        rule=rule,
+        confidence=confidence,
+        evidence=evidence,
+        activate=activate,
+        actor=actor,
+    )
+    if kind == IdentityLink.MANUAL:
+        audit_record(
+            actor=actor,
+            action="merge.link",
+            target=IdentityLink.objects.get(pk=outcome.link_id) if outcome.link_id else None,
+            summary=f"Linked profiles #{profile_a_id} and #{profile_b_id} by hand: {outcome.status}",
+            profile_ids=sorted({profile_a_id, profile_b_id}),
+            outcome=outcome.status,
+            link_id=outcome.link_id,
+            merge_id=outcome.merge_id,
+        )
+    return outcome
+
+
+def _profiles_link(
+    *,
+    profile_a_id: int,
+    profile_b_id: int,
+    kind: str,
+    rule: str,
+    confidence: float,
+    evidence: dict,
+    activate: bool,
+    actor: str,
+) -> ProfileLinkOutcome:
     identity_lock()
     a, b = profile_root(profile_a_id).pk, profile_root(profile_b_id).pk
     if a == b:

@@ -1,18 +1,27 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from cdp_site import pii
 from identity.models import Identifier, Merge
 from profiles.models import Event, Profile, RawEvent, Source
 
 
+def _reveals(serializer) -> bool:
+    """Cleartext only when the view revealed it (a permitted, logged `?reveal=1`); else masked."""
+    return bool(serializer.context.get("reveal"))
+
+
 class IdentifierSerializer(serializers.ModelSerializer):
     type = serializers.CharField(source="identifier_type.slug")
-    value = serializers.CharField(source="display_value")
+    value = serializers.SerializerMethodField(help_text="Masked when personal, unless revealed.")
     source = serializers.SlugRelatedField(slug_field="slug", read_only=True)
 
     class Meta:
         model = Identifier
         fields = ["type", "value", "source", "is_verified", "first_seen_at", "last_seen_at"]
+
+    def get_value(self, identifier) -> str:
+        return identifier.display_value if _reveals(self) else pii.identifier_masked(identifier)
 
 
 class MergeSerializer(serializers.ModelSerializer):
@@ -22,7 +31,7 @@ class MergeSerializer(serializers.ModelSerializer):
 
 
 class ProfileListSerializer(serializers.ModelSerializer):
-    display_name = serializers.CharField(read_only=True)
+    display_name = serializers.SerializerMethodField(help_text="Initials, unless revealed.")
 
     class Meta:
         model = Profile
@@ -36,6 +45,9 @@ class ProfileListSerializer(serializers.ModelSerializer):
             "last_seen_at",
         ]
 
+    def get_display_name(self, profile) -> str:
+        return profile.display_name if _reveals(self) else pii.display_name_masked(profile)
+
 
 class TraitWithProvenanceSerializer(serializers.Serializer):
     value = serializers.JSONField()
@@ -45,7 +57,7 @@ class TraitWithProvenanceSerializer(serializers.Serializer):
 
 
 class ProfileDetailSerializer(serializers.ModelSerializer):
-    display_name = serializers.CharField(read_only=True)
+    display_name = serializers.SerializerMethodField(help_text="Initials, unless revealed.")
     identifiers = IdentifierSerializer(many=True, read_only=True)
     traits = serializers.SerializerMethodField()
     merges = serializers.SerializerMethodField()
@@ -54,14 +66,17 @@ class ProfileDetailSerializer(serializers.ModelSerializer):
         model = Profile
         fields = [*ProfileListSerializer.Meta.fields, "status", "identifiers", "traits", "consent", "merges"]
 
+    get_display_name = ProfileListSerializer.get_display_name
+
     @extend_schema_field(serializers.DictField(child=TraitWithProvenanceSerializer()))
     def get_traits(self, profile):
         slugs = self.context["source_slugs"]
+        reveal = _reveals(self)
         result = {}
         for key, value in sorted(profile.traits.items()):
             entry = profile.trait_provenance.get(key) or {}
             result[key] = {
-                "value": value,
+                "value": value if reveal else pii.mask_value(key, value),
                 "source": slugs.get(entry.get("source_id")),
                 "observed_at": entry.get("observed_at"),
                 "is_verified": bool(entry.get("is_verified")),
@@ -75,10 +90,14 @@ class ProfileDetailSerializer(serializers.ModelSerializer):
 
 class EventSerializer(serializers.ModelSerializer):
     source = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    properties = serializers.SerializerMethodField(help_text="Personal fields masked.")
 
     class Meta:
         model = Event
         fields = ["id", "type", "name", "occurred_at", "received_at", "source", "properties", "revenue", "currency"]
+
+    def get_properties(self, event) -> dict:
+        return pii.mask_json(event.properties or {})
 
 
 class SourceSerializer(serializers.ModelSerializer):
@@ -98,5 +117,10 @@ class RawEventSerializer(serializers.ModelSerializer):
 
 
 class RawEventDetailSerializer(RawEventSerializer):
+    payload = serializers.SerializerMethodField(help_text="As received; personal fields masked unless revealed.")
+
     class Meta(RawEventSerializer.Meta):
         fields = [*RawEventSerializer.Meta.fields, "payload", "headers"]
+
+    def get_payload(self, raw) -> dict:
+        return raw.payload if _reveals(self) else pii.mask_json(raw.payload)

@@ -3,10 +3,12 @@ from django.shortcuts import redirect
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
+from cdp_site import pii
+from cdp_site.audit import actor_of, audit_record
 from cdp_site.permissions import require_permissions
 from identity import domain
 from identity.models import Merge
@@ -61,21 +63,37 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             raise ValidationError({"identifier": [f"{parsed[0]}: {error}"]}) from error
         return [found] if found else []
 
-    @extend_schema(responses=ProfileDetailSerializer)
+    @extend_schema(
+        responses=ProfileDetailSerializer,
+        parameters=[
+            OpenApiParameter(
+                "reveal",
+                bool,
+                description="1: personal data in cleartext (roles that may see it; each reveal is logged).",
+            )
+        ],
+    )
     def retrieve(self, request, pk=None):
+        reveal = request.query_params.get("reveal", "").lower() in ("1", "true")
+        if reveal and not pii.can_see_pii(request.user):
+            raise PermissionDenied("Your role may not see personal data in cleartext.")
         profile = profile_resolve(profile_id=int(pk)) if str(pk).isdigit() else None
         if profile is None or profile.status != Profile.ACTIVE:
             raise NotFound(f"No profile {pk}.")
         if profile.pk != int(pk):
             # A merged-away id keeps working: it leads to the surviving profile. Temporary (302):
             # an unmerge makes the id answer again, so clients must not cache the redirect.
-            return redirect(request.path.replace(f"/{pk}/", f"/{profile.pk}/", 1))
+            query = f"?{request.META['QUERY_STRING']}" if request.META.get("QUERY_STRING") else ""
+            return redirect(request.path.replace(f"/{pk}/", f"/{profile.pk}/", 1) + query)
         profile = Profile.objects.prefetch_related("identifiers__identifier_type", "identifiers__source").get(
             pk=profile.pk
         )
+        if reveal:
+            pii.profile_pii_reveal(profile=profile, actor=actor_of(request), where="api:profile-detail")
         context = {
             "source_slugs": dict(Source.objects.values_list("id", "slug")),
             "merges": Merge.objects.filter(Q(survivor=profile) | Q(absorbed=profile)).order_by("-created_at")[:100],
+            "reveal": reveal,
         }
         return Response(ProfileDetailSerializer(profile, context=context).data)
 
@@ -109,6 +127,16 @@ class RawEventViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_serializer_class(self):
         return RawEventDetailSerializer if self.action in ("retrieve", "replay") else RawEventSerializer
+
+    def retrieve(self, request, pk=None):
+        """The payload as received: in cleartext for roles that may see personal data (logged), else masked."""
+        raw = self.get_object()
+        reveal = pii.can_see_pii(request.user)
+        if reveal:
+            audit_record(
+                actor=actor_of(request), action="raw_event.view", target=raw, summary=f"Read raw event {raw.pk}"
+            )
+        return Response(RawEventDetailSerializer(raw, context={"reveal": reveal}).data)
 
     @extend_schema(request=None, responses=RawEventDetailSerializer, parameters=[OpenApiParameter("id", int, "path")])
     @action(detail=True, methods=["post"], permission_classes=[require_permissions("profiles.change_rawevent")])

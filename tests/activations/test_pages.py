@@ -376,7 +376,8 @@ def test_dry_run_then_run_from_the_page(
     page = client.get(response["Location"])
     html = page.content.decode()
     assert "Dry run #" in html and 'data-testid="requests"' in html
-    assert "ana@example.com" in html and "cy@example.com" in html  # each payload
+    assert "a***@e***.com" in html and "c***@e***.com" in html  # each payload, masked for a marketer
+    assert "ana@example.com" not in html and "cy@example.com" not in html
     assert f"POST {server.url}" in html
     assert "webhook-signature: ••••" in html  # the signature header is redacted
     assert "webhook-id: sync-" in html and "&quot;type&quot;:&quot;profile.upserted&quot;" in html
@@ -628,8 +629,9 @@ def test_runbook_download(client, make_user, configured):
     )
     assert "- Deletion: a profile.deleted message with the idempotency key; the receiver deletes the person" in hashed
     assert (
-        "- Consent withdrawal: consent purpose Email marketing (email_marketing): checked on every run and every "
-        "send; mirror syncs remove the person, upsert/update-only syncs stop updating them; triggers skip"
+        "- Consent withdrawal: consent purpose Email marketing (email_marketing): a withdrawal removes the person "
+        "from every synced audience at once (a delete where the contract has no removal), recorded per destination "
+        "on the Consent propagation page; every run and every send checks it again; triggers skip"
     ) in hashed
     assert "- Gold mirror (`gold-mirror`): segment Audience; Mirror: add, change and remove; every 30 minutes" in hashed
     assert "- Gold once (`gold-once`): segment Audience; Upsert: add and change, never remove; on demand" in hashed

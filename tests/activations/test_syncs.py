@@ -342,3 +342,27 @@ def test_braze_sync_batches_of_75_with_a_per_record_error(ingest, audience, make
         assert (run.planned, run.applied, run.failed, run.requests) == (80, 79, 1, 2)
         failed = SyncRecord.objects.get(run=run, status="failed")
         assert failed.profile_id == ids[3] and "valid email" in failed.error
+
+
+def test_a_withdrawal_between_snapshot_and_send_is_honoured(ingest, audience, webhook_destination, make_sync):
+    from activations.models import SyncRun
+    from activations.syncs import prepare_payloads, snapshot_and_diff
+    from profiles.models import Profile
+
+    ana = ingest(email="ana@example.com", traits={"plan": "gold"}, consent={"email_marketing": True})
+    with LocalDestination() as server:
+        sync = make_sync(audience(), webhook_destination(server.url))
+        run = sync_run_start(sync=sync, triggered_by="test", enqueue=False)
+        SyncRun.objects.filter(pk=run.pk).update(status="running")
+        run.refresh_from_db()
+        snapshot_and_diff(run)
+        assert run.planned == 1
+        profile = Profile.objects.get(pk=ana)
+        profile.consent["email_marketing"]["is_granted"] = False
+        profile.save(update_fields=["consent"])
+        prepare_payloads(run)
+        SyncRun.objects.filter(pk=run.pk).update(heartbeat_at=None)  # released, as between slices
+        run = sync_run_execute(run.pk)
+        assert run.status == "completed"
+        assert server.requests == []
+        assert SyncRecord.objects.get(run=run).skip_reason == "consent"

@@ -72,19 +72,33 @@ def test_frequency_cap_per_person_and_channel(ingest, ingest_live, webhook_desti
 
 def test_consent_tombstone_and_missing_fields_are_checked_at_send_time(ingest, ingest_live, webhook_destination):
     from consent.tombstones import tombstone_write
+    from profiles.models import RawEvent
 
     ingest(email="no@example.com", traits={"plan": "gold", "first_name": "N"}, consent={"email_marketing": False})
-    ingest(email="gone@example.com", traits={"plan": "gold", "first_name": "G"}, consent={"email_marketing": True})
+    ingest(
+        email="gone@example.com",
+        customer="u-gone",
+        traits={"plan": "gold", "first_name": "G"},
+        consent={"email_marketing": True},
+    )
     ingest(email="anon@example.com", traits={"plan": "gold"}, consent={"email_marketing": True})
+    # A deletion request tombstoned the email; an order arrives under the person's other id.
     tombstone_write(identifier_type="email", normalised_value="gone@example.com", reason="deletion request")
     with LocalDestination() as server:
         trigger = event_trigger(webhook_destination(server.url), cap_window_hours=0)
-        for email in ("no@example.com", "gone@example.com", "anon@example.com"):
+        for email in ("no@example.com", "anon@example.com"):
             order(ingest_live, email, 99)
+        properties = {"order_id": "o-gone", "total": 99, "currency": "EUR"}
+        ingest_live(customer="u-gone", event_type="order.completed", properties=properties)
         assert server.requests == []
         reasons = dict(TriggerSend.objects.filter(trigger=trigger).values_list("skip_reason", "error"))
         assert set(reasons) == {"consent", "tombstone", "missing_field"}
         assert "first_name" in reasons["missing_field"]
+        # An event naming the tombstoned email itself is dropped at ingest: no event, no send.
+        with pytest.raises(AssertionError, match="dropped"):
+            order(ingest_live, "gone@example.com", 120)
+        assert RawEvent.objects.filter(status="dropped").count() == 1
+        assert TriggerSend.objects.filter(trigger=trigger).count() == 3
 
 
 def test_segment_entry_fires_once_and_holdout_is_respected(ingest, ingest_live, audience, webhook_destination):

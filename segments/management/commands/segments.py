@@ -2,6 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from cdp_site.audit import audit_record
 from segments.services import segments_apply, segments_export
 
 
@@ -22,8 +23,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, action, directory, **options):
         if action == "export":
-            for path in segments_export(directory=directory):
+            paths = segments_export(directory=directory)
+            for path in paths:
                 self.stdout.write(str(path))
+            audit_record(
+                actor="command:segments export",
+                action="export.segments",
+                summary=f"Exported {len(paths)} segment definition{'s' if len(paths) != 1 else ''} to files",
+                count=len(paths),
+                slugs=sorted(path.stem for path in paths),
+            )
             return
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a directory")

@@ -51,7 +51,7 @@ def test_queue_lists_pending_and_conflicts_oldest_first_with_the_reason(client, 
     assert html.count('<span class="badge">pending</span>') == 2
     assert "4 links waiting" in html
     # Side by side: both ends' identifiers, the per-field scores, the bulk form and the keys.
-    assert "<code>u2</code>" in html and "<code>s@example.com</code>" in html
+    assert "<code>u2</code>" in html and "<code>s***@e***.com</code>" in html  # personal values masked
     assert "first_name: exact" in html
     assert 'id="decide"' in html and "Approve selected" in html and "Reject selected" in html
     assert html.count(f'name="links" value="{queue.pending.pk}"') == 2  # its checkbox and its own form
@@ -146,7 +146,7 @@ def test_pair_page_shows_both_profiles_the_scores_and_the_decision_form(client, 
     assert [side["events"]["total"] for side in sides] == [1, 1]
     assert sides[0]["traits"] == [("city", "London"), ("first_name", "Ada")]
     html = response.content.decode()
-    assert "<code>ada@example.com</code>" in html and "<code>+14155550100</code>" in html
+    assert "<code>a***@e***.com</code>" in html and "<code>+*********00</code>" in html  # masked until revealed
     assert response.context["fields"] == [
         ("birth_date", {"level": "missing", "weight": 0}),
         ("first_name", {"level": "exact", "weight": 4.25}),

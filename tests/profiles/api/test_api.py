@@ -93,13 +93,15 @@ def test_bad_identifier_is_400_saying_what_was_wrong(api, ada, identifier, messa
 def test_profile_detail(api, ada, canonical_source):
     body = api("marketer").get(f"/api/v1/profiles/{ada.pk}/").json()
     assert body["lifetime_revenue"] == "30.00" and body["lifecycle"] == "customer"
+    # Personal data is masked (see tests/cdp_site/test_pii_masking.py for ?reveal=1).
     assert {(i["type"], i["value"]) for i in body["identifiers"]} == {
-        ("email", "ada@example.com"),
-        ("phone", "+442079460958"),
+        ("email", "a***@e***.com"),
+        ("phone", "+**********58"),
         ("user_id", "ada"),
     }
+    assert body["display_name"] == "A."
     assert body["traits"]["first_name"] == {
-        "value": "Ada",
+        "value": "A.",
         "source": canonical_source.slug,
         "observed_at": "2026-02-01T10:00:00+00:00",
         "is_verified": False,

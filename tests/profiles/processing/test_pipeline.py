@@ -357,3 +357,11 @@ def test_a_family_member_sharing_an_email_keeps_their_own_identifiers(send):
     assert profile_of("email", "family@example.com") == parent
     blocked = IdentityLink.objects.get(status=IdentityLink.BLOCKED)
     assert "user_id" in blocked.reason
+
+
+def test_a_payload_purged_by_retention_is_not_replayed(send):
+    raw = send({"type": "nope", "at": "2026-01-01T00:00:00Z"})
+    RawEvent.objects.filter(pk=raw.pk).update(status=RawEvent.QUARANTINED, payload={"_purged": {"at": "2026-06-01"}})
+    assert raw_events_replay(raw_event_ids=[raw.pk]) == 0
+    raw.refresh_from_db()
+    assert raw.status == RawEvent.QUARANTINED

@@ -37,6 +37,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python manage.py benchmark_ingestion
 	$(BIN)/python manage.py benchmark_identity
 	$(BIN)/python manage.py benchmark_segments
+	$(BIN)/python manage.py benchmark_activations
 
 clean:
 	rm -rf $(VENV) var

@@ -23,6 +23,7 @@ from activations.connectors import ConnectorError, Outbound, connector_for
 from activations.delivery import Delivery, RateLimiter, backoff_seconds, client_for, deliver
 from activations.mapping import FieldSql, consent_granted_sql, field_plan, payloads_for
 from activations.models import Sync, SyncRecord, SyncRun, SyncSnapshot, SyncState
+from cdp_site.db import update_rows
 from consent.tombstones import tombstoned_profile_ids
 from profiles.models import Profile
 from segments.models import Segment, SegmentMembership
@@ -245,14 +246,24 @@ def snapshot_sql(run: SyncRun) -> tuple[str, list]:
     return sql, params
 
 
+def snapshot_write(run: SyncRun) -> None:
+    """This run's audience into the snapshot table, with planner statistics that know it."""
+    with connection.cursor() as cursor:
+        cursor.execute(*snapshot_sql(run))
+        if connection.vendor == "postgresql":
+            # The statistics still describe the last run's snapshot (about one row for this run
+            # id): without this, the diff plans nested loops over a million index probes (5.2 s
+            # against 1.1 s at 1,000,000 members, benchmark_activations).
+            cursor.execute(f"ANALYZE {_table(SyncSnapshot)}")
+
+
 def snapshot_and_diff(run: SyncRun) -> None:
     now = timezone.now()
     with transaction.atomic():
         SyncSnapshot.objects.filter(run=run).delete()  # a retried phase starts clean
         SyncRecord.objects.filter(run=run).delete()
         started = time.perf_counter()
-        with connection.cursor() as cursor:
-            cursor.execute(*snapshot_sql(run))
+        snapshot_write(run)
         snapshot_seconds = time.perf_counter() - started
         started = time.perf_counter()
         diff_into_records(run, now=now)
@@ -474,8 +485,11 @@ def _claim(run: SyncRun, size: int) -> list[SyncRecord]:
         # In flight when a worker died: sent again under the same idempotency key.
         | Q(status=SyncRecord.SENDING, claimed_until__lt=now)
     )
+    planned = set(run.operations or {}) or set(OPERATION_ORDER)
     with transaction.atomic():
         for operation in OPERATION_ORDER:
+            if operation not in planned:
+                continue  # one query per planned operation only
             rows = due.filter(operation=operation)
             if connection.features.has_select_for_update_skip_locked:
                 rows = rows.select_for_update(skip_locked=True)
@@ -519,6 +533,18 @@ def _send_batch(run: SyncRun, connector, client, limiter, batch: list[SyncRecord
         _write_outcomes(run, {rid: by_id[rid] for rid in request.record_ids}, outcome)
 
 
+OUTCOME_FIELDS = [
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "claimed_until",
+    "status_code",
+    "response",
+    "error",
+    "applied_at",
+]
+
+
 def _write_outcomes(run: SyncRun, records: dict[int, SyncRecord], outcome: Delivery, refused: str = "") -> None:
     destination = run.sync.destination
     now = timezone.now()
@@ -549,19 +575,23 @@ def _write_outcomes(run: SyncRun, records: dict[int, SyncRecord], outcome: Deliv
         else:
             record.status, record.error = SyncRecord.FAILED, result.message[:2000] or f"HTTP {result.status_code}"
             record.response = result.message[:2000]
+    fields = [
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "claimed_until",
+        "status_code",
+        "response",
+        "error",
+        "applied_at",
+    ]
     with transaction.atomic():
-        SyncRecord.objects.bulk_update(
-            list(records.values()),
-            [
-                "status",
-                "attempts",
-                "next_attempt_at",
-                "claimed_until",
-                "status_code",
-                "response",
-                "error",
-                "applied_at",
-            ],
+        # One UPDATE over arrays (PostgreSQL): bulk_update's CASE per field cost 70 ms a batch of 75
+        # and capped sending at 12 requests/s whatever the destination allowed.
+        update_rows(
+            SyncRecord,
+            fields,
+            [(record.pk, *(getattr(record, name) for name in fields)) for record in records.values()],
         )
         _accept(run, applied, now)
         SyncRun.objects.filter(pk=run.pk).update(requests=F("requests") + (0 if refused else 1), heartbeat_at=now)

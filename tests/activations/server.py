@@ -86,6 +86,7 @@ class LocalDestination:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # answers in one segment: no 40 ms delayed-ACK stalls
 
             def log_message(self, *args):
                 pass

@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from cdp_site import pii
 from segments import builder, domain
 from segments.catalog import builder_catalog
 from segments.forms import RESERVED_SLUGS, DefinitionField
@@ -83,7 +84,8 @@ def _hints(catalog) -> builder.Hints:
 def _display_name(row: dict) -> str:
     traits = row.get("traits") if isinstance(row.get("traits"), dict) else {}
     name = traits.get("name") or " ".join(str(traits[k]) for k in ("first_name", "last_name") if traits.get(k))
-    return str(name) if name else f"Profile {row['id']}"
+    # Masked, as on every staff page: the builder is the marketers' page (a reveal is per profile).
+    return pii.mask_name(name) if name else f"Profile {row['id']}"
 
 
 def _preview(definition, errors) -> tuple[dict | None, str]:

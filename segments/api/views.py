@@ -6,6 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from cdp_site import pii
 from cdp_site.permissions import require_permissions
 from segments import domain
 from segments.api.serializers import (
@@ -148,7 +149,10 @@ class SegmentViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         errors = segment_validate(definition=definition, slug=None)
         if errors:
             return _invalid(SegmentDefinitionInvalid(errors))
-        return Response(PreviewSerializer(segment_preview(definition=definition)).data)
+        preview = segment_preview(definition=definition)
+        for row in preview["sample"]:  # masked, as everywhere in the API without ?reveal=1
+            row["traits"] = pii.traits_masked(row["traits"] or {})
+        return Response(PreviewSerializer(preview).data)
 
 
 class ComputedTraitViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):

@@ -115,3 +115,23 @@ def test_pages_create_show_diff_and_roll_back(client, make_user, people):
     client.post(reverse("segments:segment_rollback", args=["paris", 1]))
     segment = Segment.objects.get(slug="paris")
     assert (segment.published_version.number, segment.published_version.definition) == (3, PARIS)
+
+
+def test_previews_mask_personal_data(api, client, make_user, send):
+    send(
+        event(
+            "page.viewed",
+            ids=[("email", "ada@example.com")],
+            traits={"city": "Paris", "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"},
+        )
+    )
+    raw_events_process()
+    preview = api("marketer").post("/api/v1/segments/preview/", {"definition": PARIS}, format="json")
+    [row] = preview.json()["sample"]
+    assert row["traits"]["city"] == "Paris"
+    assert "Ada" not in json.dumps(row) and "ada@example.com" not in json.dumps(row)
+    client.force_login(make_user("marketer"))
+    page = client.post(reverse("segments:builder_update"), {"definition": json.dumps(PARIS)}, HTTP_HX_REQUEST="true")
+    html = page.content.decode()
+    assert page.status_code == 200 and 'class="builder-sample"' in html
+    assert "Lovelace" not in html and "A. L." in html

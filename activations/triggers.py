@@ -18,6 +18,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -34,7 +35,11 @@ from segments.models import SegmentMembership
 
 logger = logging.getLogger(__name__)
 
-LOOKBACK = timedelta(hours=24)  # the sweep fires for causes this recent (never before the trigger existed)
+LOOKBACK = timedelta(hours=24)  # the sweep fires for segment entries and exits this recent
+# Events: the sweep is a safety net for a lost after-commit hook, so a short window is enough (it
+# reads every event of the type in it); and an event that happened longer ago than the maximum age
+# never fires (a CSV backfill of last year's cancellations must not text anyone).
+EVENT_SWEEP_LOOKBACK = timedelta(minutes=15)
 LEASE = timedelta(seconds=60)
 INLINE_BUDGET_SECONDS = 2.0  # the processing worker sends for this long after a batch; the queue does the rest
 WHERE_OPS = frozenset({"eq", "neq", "gt", "gte", "lt", "lte", "in", "contains", "exists", "not_exists"})
@@ -208,13 +213,14 @@ def fire_for_memberships(
 
 def fire_for_events(*, event_ids: list[int] | None = None, since: datetime | None = None) -> list[int]:
     now = timezone.now()
+    oldest = now - timedelta(hours=settings.TRIGGER_MAX_EVENT_AGE_HOURS)
     rows = []
     for trigger in Trigger.objects.filter(is_active=True, kind=Trigger.EVENT).select_related("destination"):
-        events = Event.objects.filter(type=trigger.event_type)
+        events = Event.objects.filter(type=trigger.event_type, occurred_at__gte=oldest)
         if event_ids is not None:
             events = events.filter(id__in=event_ids)
         else:
-            events = events.filter(occurred_at__gte=max(since or now - LOOKBACK, trigger.created_at - LOOKBACK))
+            events = events.filter(occurred_at__gte=since or now - EVENT_SWEEP_LOOKBACK)
         events = events.filter(received_at__gte=trigger.created_at).exclude(
             Exists(TriggerSend.objects.filter(trigger=trigger, event_id=OuterRef("id")))
         )
@@ -252,7 +258,7 @@ def after_batch(*, raw_event_ids: list[int], profile_ids: list[int], since: date
 def triggers_sweep(now: datetime | None = None) -> int:
     """The safety net: fire for recent causes nothing fired for yet, then deliver what is due."""
     now = now or timezone.now()
-    created = fire_for_memberships(since=now - LOOKBACK) + fire_for_events(since=now - LOOKBACK)
+    created = fire_for_memberships(since=now - LOOKBACK) + fire_for_events(since=now - EVENT_SWEEP_LOOKBACK)
     return len(created)
 
 

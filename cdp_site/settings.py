@@ -201,6 +201,9 @@ PROCESSING_BATCH_SIZE = int(os.environ.get("PROCESSING_BATCH_SIZE", "1000"))
 PROCESSING_NUDGE_INTERVAL = float(os.environ.get("PROCESSING_NUDGE_INTERVAL", "0.5"))
 PROCESSING_LINGER_SECONDS = float(os.environ.get("PROCESSING_LINGER_SECONDS", "2"))
 PROCESSING_TASK_MAX_SECONDS = 120  # well under Q_CLUSTER["timeout"]
+# Event triggers fire only for events that happened this recently (backfills and late retries of
+# old events send nothing).
+TRIGGER_MAX_EVENT_AGE_HOURS = float(os.environ.get("TRIGGER_MAX_EVENT_AGE_HOURS", "24"))
 
 LOGGING = {
     "version": 1,

@@ -40,11 +40,12 @@ def ingest(send):
         consent=None,
         event_type="profile.identified",
         properties=None,
+        at=None,
     ):
         ids = [(kind, value) for kind, value in (("email", email), ("phone", phone), ("user_id", customer)) if value]
         event = {
             "type": event_type,
-            "at": timezone.now().isoformat(),
+            "at": at or timezone.now().isoformat(),
             "ids": ids,
             "traits": traits or {},
             "consent": list((consent or {}).items()),

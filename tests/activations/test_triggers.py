@@ -225,3 +225,20 @@ def test_sms_through_twilio_on_a_cancellation(ingest, ingest_live):
         assert form["Body"] == ["Sorry to see you go, Ana. Rebook with 20% off."]
         send = TriggerSend.objects.get()
         assert send.status == "sent" and send.channel == "sms" and "SM" in send.response
+
+
+def test_old_events_never_fire(ingest, ingest_live, webhook_destination):
+    """A backfill of last year's orders must not message anyone."""
+    from django.utils import timezone as tz
+
+    ingest(email="ana@example.com", traits={"plan": "gold", "first_name": "Ana"}, consent={"email_marketing": True})
+    with LocalDestination() as server:
+        trigger = event_trigger(webhook_destination(server.url))
+        ingest_live(
+            email="ana@example.com",
+            event_type="order.completed",
+            properties={"order_id": "o-old", "total": 99, "currency": "EUR"},
+            at=(tz.now() - timedelta(days=200)).isoformat(),
+        )
+        assert triggers_sweep() == 0
+        assert server.requests == [] and not TriggerSend.objects.filter(trigger=trigger).exists()

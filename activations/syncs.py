@@ -387,8 +387,12 @@ def prepare_payloads(run: SyncRun) -> None:
                 record.status, record.skip_reason, record.payload = SyncRecord.SKIPPED, domain.SKIP_CONSENT, "{}"
                 continue
             _prepare_record(record, payloads.get(record.profile_id), tombstoned, contract, destination, plan)
+        fields = ["payload", "key", "status", "skip_reason", "error"]
         with transaction.atomic():
-            SyncRecord.objects.bulk_update(chunk, ["payload", "key", "status", "skip_reason", "error"])
+            # One UPDATE over arrays (bulk_update's CASE per field took 6 s for 10,000 records).
+            update_rows(
+                SyncRecord, fields, [(record.pk, *(getattr(record, name) for name in fields)) for record in chunk]
+            )
         _heartbeat(run)
     SyncRun.objects.filter(pk=run.pk).update(phase=SyncRun.DONE if run.is_dry_run else SyncRun.SEND)
     run.refresh_from_db()

@@ -15,14 +15,20 @@ def _adapt(fields: list[models.Field], rows: list[tuple]) -> list[list]:
     if connection.vendor == "postgresql":
         from psycopg.types.json import Jsonb
 
+        from consent.fields import EncryptedTextField
+
         json_positions = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
-        if not json_positions:
+        # Encrypted fields encrypt in get_prep_value: a raw value here would be stored in the clear.
+        encrypted_positions = [i for i, field in enumerate(fields) if isinstance(field, EncryptedTextField)]
+        if not json_positions and not encrypted_positions:
             return [list(row) for row in rows]
         adapted = []
         for row in rows:
             row = list(row)
             for i in json_positions:
                 row[i] = Jsonb(row[i])
+            for i in encrypted_positions:
+                row[i] = fields[i].get_db_prep_save(row[i], connection)
             adapted.append(row)
         return adapted
     return [

@@ -366,3 +366,19 @@ def test_a_withdrawal_between_snapshot_and_send_is_honoured(ingest, audience, we
         assert run.status == "completed"
         assert server.requests == []
         assert SyncRecord.objects.get(run=run).skip_reason == "consent"
+
+
+def test_payloads_and_keys_are_encrypted_at_rest(ingest, audience, webhook_destination, make_sync):
+    from django.db import connection
+
+    ingest(email="ana@example.com", traits={"plan": "gold"}, consent={"email_marketing": True})
+    with LocalDestination() as server:
+        run = run_sync(make_sync(audience(), webhook_destination(server.url)))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT key, payload FROM activations_syncrecord WHERE run_id = %s", [run.pk])
+        [(key, payload)] = cursor.fetchall()
+        cursor.execute("SELECT key FROM activations_syncstate WHERE record_id IS NOT NULL")
+        [(state_key,)] = cursor.fetchall()
+    for stored in (key, payload, state_key):
+        assert "ana@example.com" not in stored and stored.startswith("gAAAA")
+    assert SyncRecord.objects.get(run=run).key == "ana@example.com"

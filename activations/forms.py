@@ -4,14 +4,17 @@ contracts; their errors come back onto the fields they are about."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, time, timedelta
 
 from django import forms
+from django.utils import timezone
 
-from activations import domain
+from activations import domain, lift
 from activations.connectors import connector_classes
 from activations.destinations import connector_defaults
 from activations.models import Destination, Sync, Trigger
 from activations.selectors import sync_config_errors
+from profiles.models import EventContract
 from segments.models import Segment
 
 RESERVED_SLUGS = {"new"}
@@ -367,3 +370,62 @@ class TriggerForm(forms.ModelForm):
         for field, messages in errors.items():
             for message in messages:
                 self.add_error(field if field in self.fields else None, message)
+
+
+class LiftForm(forms.Form):
+    """The measurement asked for on the lift page and API (GET parameters); dates are local days,
+    `until` included."""
+
+    event_type = forms.ChoiceField(help_text="The conversion event.")
+    window_days = forms.IntegerField(
+        min_value=1, max_value=lift.MAX_WINDOW_DAYS, required=False, initial=7, help_text="Attribution window."
+    )
+    since = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="First day of entries or sends (empty: all).",
+    )
+    until = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Last day of entries or sends, included (empty: no end).",
+    )
+    where = JSONTextField(
+        expect=list,
+        required=False,
+        widget=forms.TextInput(attrs={"class": "code", "spellcheck": "false"}),
+        help_text='Optional property filters, e.g. [{"property": "total", "op": "gte", "value": 50}].',
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        types = EventContract.objects.order_by("event_type").values_list("event_type", flat=True)
+        self.fields["event_type"].choices = [(name, name) for name in types]
+
+    def clean_where(self):
+        try:
+            return lift._checked_where(self.cleaned_data["where"])
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from error
+
+    def clean(self):
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            self.add_error("until", "Must not be before since.")
+        return data
+
+    def measure_kwargs(self) -> dict:
+        """Keyword arguments for lift_for_sync / lift_for_trigger."""
+        data = self.cleaned_data
+
+        def start_of(day):
+            return timezone.make_aware(datetime.combine(day, time.min))
+
+        return {
+            "event_type": data["event_type"],
+            "where": data["where"] or None,
+            "window_days": data["window_days"] or 7,
+            "since": start_of(data["since"]) if data["since"] else None,
+            "until": start_of(data["until"] + timedelta(days=1)) if data["until"] else None,
+        }

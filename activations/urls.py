@@ -1,6 +1,6 @@
 from django.urls import path
 
-from activations import views, views_destinations, views_syncs, views_triggers
+from activations import views, views_destinations, views_lift, views_syncs, views_triggers
 
 app_name = "activations"
 urlpatterns = [
@@ -14,6 +14,7 @@ urlpatterns = [
     path("syncs/<slug:slug>/", views_syncs.sync_detail, name="sync_detail"),
     path("syncs/<slug:slug>/edit/", views_syncs.sync_edit, name="sync_edit"),
     path("syncs/<slug:slug>/run/", views_syncs.sync_run_view, name="sync_run"),
+    path("syncs/<slug:slug>/lift/", views_lift.sync_lift, name="sync_lift"),
     path("sync-runs/<int:pk>/", views_syncs.run_detail, name="run_detail"),
     path("sync-runs/<int:pk>/run-anyway/", views_syncs.run_resume, name="run_resume"),
     path("sync-runs/<int:pk>/retry-failed/", views_syncs.run_retry_failed, name="run_retry_failed"),
@@ -25,4 +26,5 @@ urlpatterns = [
     path("triggers/new/", views_triggers.trigger_new, name="trigger_new"),
     path("triggers/<slug:slug>/", views_triggers.trigger_detail, name="trigger_detail"),
     path("triggers/<slug:slug>/edit/", views_triggers.trigger_edit, name="trigger_edit"),
+    path("triggers/<slug:slug>/lift/", views_lift.trigger_lift, name="trigger_lift"),
 ]

@@ -422,3 +422,7 @@ def segment_queryset(definition: dict, *, now: datetime, resolve_segment: Resolv
 def profile_matches(profile_id: int, definition: dict, *, now: datetime, resolve_segment: ResolveSegment) -> bool:
     """Real-time evaluation of one profile, through the same compiled query."""
     return segment_queryset(definition, now=now, resolve_segment=resolve_segment).filter(pk=profile_id).exists()
+
+
+# Public name for other apps (activations.lift filters conversion events the same way).
+property_filters = _property_filters

@@ -330,6 +330,30 @@ class LatencySerializer(serializers.Serializer):
     max_ms = serializers.FloatField(allow_null=True)
 
 
+class LiftSerializer(serializers.Serializer):
+    event_type = serializers.CharField()
+    where = serializers.JSONField()
+    window_days = serializers.IntegerField()
+    since = serializers.DateTimeField(allow_null=True)
+    until = serializers.DateTimeField(allow_null=True)
+    treatment_n = serializers.IntegerField()
+    treatment_conversions = serializers.IntegerField()
+    control_n = serializers.IntegerField()
+    control_conversions = serializers.IntegerField()
+    treatment_rate = serializers.FloatField(allow_null=True)
+    control_rate = serializers.FloatField(allow_null=True)
+    absolute_lift = serializers.FloatField(allow_null=True)
+    absolute_ci_low = serializers.FloatField(allow_null=True)
+    absolute_ci_high = serializers.FloatField(allow_null=True)
+    relative_lift = serializers.FloatField(allow_null=True)
+    relative_ci_low = serializers.FloatField(allow_null=True)
+    relative_ci_high = serializers.FloatField(allow_null=True)
+    verdict = serializers.CharField()
+    explanation = serializers.CharField()
+    absolute_method = serializers.CharField()
+    relative_method = serializers.CharField()
+
+
 class TriggerSendSerializer(serializers.ModelSerializer):
     trigger = serializers.SlugRelatedField(slug_field="slug", read_only=True)
 

@@ -12,6 +12,7 @@ from activations.api.serializers import (
     DestinationSerializer,
     DestinationTestSerializer,
     LatencySerializer,
+    LiftSerializer,
     ProblemsSerializer,
     ReconciliationSerializer,
     RetryFailedSerializer,
@@ -25,6 +26,8 @@ from activations.api.serializers import (
 )
 from activations.destinations import DestinationInvalid, destination_save, destination_test
 from activations.filtersets import SyncRecordFilter, SyncRunFilter, TriggerSendFilter
+from activations.forms import LiftForm
+from activations.lift import lift_for_sync, lift_for_trigger
 from activations.models import Destination, Sync, SyncRecord, SyncRun, Trigger, TriggerSend
 from activations.selectors import (
     RECONCILIATION_DAYS,
@@ -42,8 +45,29 @@ CAN_RUN = require_permissions("activations.add_syncrun")
 CAN_SEE_RECORDS = require_permissions("activations.view_syncrun", "activations.view_syncrecord")
 CAN_REPLAY = require_permissions("activations.change_syncrecord")
 CAN_SEE_RECONCILIATION = require_permissions("activations.view_syncrun")
+CAN_SEE_SYNC_LIFT = require_permissions("activations.view_sync", "activations.view_syncrun")
+CAN_SEE_TRIGGER_LIFT = require_permissions("activations.view_trigger", "activations.view_triggersend")
+LIFT_PARAMETERS = [
+    OpenApiParameter("event_type", str, required=True, description="The conversion event type."),
+    OpenApiParameter("window_days", int, description="Attribution window, 1-90 days (default 7)."),
+    OpenApiParameter("since", str, description="First day of entries or sends, YYYY-MM-DD (default: all)."),
+    OpenApiParameter("until", str, description="Last day of entries or sends, included, YYYY-MM-DD."),
+    OpenApiParameter("where", str, description='Property filters as JSON: [{"property", "op", "value"}].'),
+]
 RECENT_RUNS = 200
 WRITE_METHODS = ["get", "post", "patch", "head", "options"]
+
+
+def _lift_response(request, measure, subject) -> Response:
+    """Treatment vs holdout conversion; 400 naming the parameter on bad input."""
+    form = LiftForm(request.query_params)
+    if not form.is_valid():
+        raise ValidationError({name: [str(message) for message in messages] for name, messages in form.errors.items()})
+    try:
+        result = measure(subject, **form.measure_kwargs())
+    except ValueError as error:
+        raise ValidationError({"detail": str(error)}) from error
+    return Response(LiftSerializer(result.as_dict()).data)
 
 
 class NewestFirst(CursorPagination):
@@ -129,6 +153,12 @@ class SyncViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.Rea
             return Response({"detail": sync_problems(sync) or [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
         run.refresh_from_db()
         return Response(SyncRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(parameters=LIFT_PARAMETERS, responses=LiftSerializer)
+    @action(detail=True, methods=["get"], permission_classes=[CAN_SEE_SYNC_LIFT], filter_backends=[])
+    def lift(self, request, slug=None):
+        """Conversion of segment entrants outside the holdout vs the holdout, with lift and 95% intervals."""
+        return _lift_response(request, lift_for_sync, self.get_object())
 
 
 class SyncRunViewSet(viewsets.ReadOnlyModelViewSet):
@@ -227,6 +257,12 @@ class TriggerViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.
     def latency(self, request, slug=None):
         """p50/p95/max milliseconds from the causing event's arrival to the destination's answer."""
         return Response(trigger_latency(self.get_object()))
+
+    @extend_schema(parameters=LIFT_PARAMETERS, responses=LiftSerializer)
+    @action(detail=True, methods=["get"], permission_classes=[CAN_SEE_TRIGGER_LIFT], filter_backends=[])
+    def lift(self, request, slug=None):
+        """Conversion of people sent the message vs people held back, with lift and 95% intervals."""
+        return _lift_response(request, lift_for_trigger, self.get_object())
 
 
 class TriggerSendViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

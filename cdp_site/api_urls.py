@@ -2,6 +2,8 @@
 
 from django.urls import include, path
 
+from cdp_site.views_metrics import OperationsMetricsView
+
 urlpatterns = [
     path("", include("profiles.api.urls")),
     path("", include("identity.api.urls")),
@@ -11,4 +13,5 @@ urlpatterns = [
     path("", include("consent.api_consent_urls")),
     path("", include("consent.api.urls_requests")),
     path("", include("cdp_site.api_audit")),
+    path("operations/metrics/", OperationsMetricsView.as_view(), name="operations-metrics"),
 ]

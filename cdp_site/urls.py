@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Back-office pages.
     path("", include("cdp_site.urls_audit")),
+    path("", include("cdp_site.urls_metrics")),
     # Personal data of one profile in cleartext, logged (POST from the Reveal buttons of any page).
     path("profiles/<int:pk>/reveal/", profiles_views.profile_reveal, name="profile_reveal"),
     path("", include("profiles.urls")),

@@ -57,6 +57,8 @@ EXCLUDED = {
 # The Django admin (staff only, its own per-model permissions). Static files are served outside the
 # URLconf (whitenoise or the web server), so the resolver does not list them.
 EXCLUDED_NAMESPACES = ("admin",)
+# Outside /api/ but answered like the API (401 to anonymous callers, token accepted): scrapers.
+TOKEN_URLS = {"/metrics"}
 
 
 def _pk(name):
@@ -140,6 +142,9 @@ MATRIX = {
     "identity-link-approve": post(GS, kwargs=_pk("pending_link")),
     "identity-link-reject": post(GS, kwargs=_pk("pending_link")),
     "identity-metrics": get(M, GS, IE),
+    # -- operations metrics (monitoring): integration engineers, through profiles.view_source ------
+    "prometheus-metrics": get(IE),
+    "operations-metrics": get(IE),
     # -- segments ---------------------------------------------------------------------------------
     "segments:segment_list": get(M),
     "segments:segment_new": get(M),
@@ -450,7 +455,7 @@ def is_login_redirect(response) -> bool:
 def test_permission_matrix(world, clients, client, name):
     case = MATRIX[name]
     url = reverse(name, kwargs=case.kwargs(world) if case.kwargs else None)
-    is_api = url.startswith("/api/")
+    is_api = url.startswith("/api/") or url in TOKEN_URLS
     problems = []
 
     before = database_state()

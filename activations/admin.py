@@ -8,6 +8,7 @@ from activations.destinations import DestinationInvalid, destination_validate
 from activations.models import Destination, Sync, SyncRecord, SyncRun, SyncSnapshot, SyncState, Trigger, TriggerSend
 from activations.syncs import SyncBusy, SyncNotReady, sync_run_start
 from activations.triggers import TriggerInvalid, trigger_validate
+from cdp_site.form_errors import add_errors_to_form
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -52,9 +53,7 @@ class DestinationAdminForm(forms.ModelForm):
         try:
             destination_validate(self.instance)
         except DestinationInvalid as error:
-            for field, messages in error.errors.items():
-                for message in messages:
-                    self.add_error(field if field in self.fields else None, message)
+            add_errors_to_form(self, error.errors)
 
 
 @admin.register(Destination)
@@ -105,9 +104,7 @@ class SyncAdminForm(forms.ModelForm):
         super()._post_clean()
         if self.errors:
             return
-        for field, messages in sync_config_errors(self.instance).items():
-            for message in messages:
-                self.add_error(field if field in self.fields else None, message)
+        add_errors_to_form(self, sync_config_errors(self.instance))
 
 
 @admin.register(Sync)
@@ -213,9 +210,7 @@ class TriggerAdminForm(forms.ModelForm):
         try:
             trigger_validate(self.instance)
         except TriggerInvalid as error:
-            for field, messages in error.errors.items():
-                for message in messages:
-                    self.add_error(field if field in self.fields else None, message)
+            add_errors_to_form(self, error.errors)
 
 
 @admin.register(Trigger)

@@ -25,14 +25,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
 
+from activations.local_destination import LocalDestination, Reply
+from activations.triggers import latency_summary
 from profiles.benchmark import as_url, median
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,91 +61,6 @@ PLACEHOLDER_TOKEN_SQL = (
 
 def email_for(n: int) -> str:
     return f"person{n}@example.com"
-
-
-# -- the local destination ---------------------------------------------------------------------------
-
-
-class LocalServer:
-    """A threaded local HTTP server standing in for a destination: a trimmed copy of
-    tests/activations/server.py (application code does not import tests). It records when each
-    request arrived; with `rate_limit`, a request arriving when that many were accepted within the
-    last `rate_window` seconds is answered 429 with Retry-After, as the vendors' APIs do."""
-
-    def __init__(
-        self,
-        *,
-        status: int = 200,
-        body: bytes = b"{}",
-        rate_limit: int | None = None,
-        rate_window: float = 1.0,
-        retry_after: str = "1",
-    ):
-        self.status, self.body = status, body
-        self.rate_limit, self.rate_window, self.retry_after = rate_limit, rate_window, retry_after
-        self.accepted: list[tuple[float, str, dict, bytes]] = []  # (time.time(), path, headers, body)
-        self.limited = 0
-        self._recent: deque = deque()
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> LocalServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _admit(self, now: float) -> bool:
-        if self.rate_limit is None:
-            return True
-        while self._recent and now - self._recent[0] >= self.rate_window:
-            self._recent.popleft()
-        if len(self._recent) >= self.rate_limit:
-            return False
-        self._recent.append(now)
-        return True
-
-    def _handler(self):
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in two writes: with Nagle on, the body would wait for the
-            # client's delayed ACK (40 ms), which no real API adds.
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
-                at = time.time()
-                with server._lock:
-                    admitted = server._admit(at)
-                    if admitted:
-                        server.accepted.append((at, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                    else:
-                        server.limited += 1
-                status, payload = (server.status, server.body) if admitted else (429, b'{"message":"rate limited"}')
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                if not admitted:
-                    self.send_header("retry-after", server.retry_after)
-                self.end_headers()
-                self.wfile.write(payload)
-
-        return Handler
 
 
 # -- the benchmark (parent process) ------------------------------------------------------------------
@@ -293,7 +207,7 @@ class ActivationBenchmark:
         )
 
         self.out(f"  sync run: local Braze limited to {rate_limit} requests/s (429 + Retry-After: 1)")
-        with LocalServer(status=201, body=b'{"message":"success"}', rate_limit=rate_limit) as braze:
+        with LocalDestination(lambda received: Reply(201, {"message": "success"}), rate_limit=rate_limit) as braze:
             send = self._child("send", sync_id=ids["sync_id"], url=braze.url, rate=send_rate)
             send["server"] = _check_braze(braze, profiles=profiles)
         send["rate_limit"], send["send_rate"] = rate_limit, send_rate
@@ -304,7 +218,7 @@ class ActivationBenchmark:
         )
 
         self.out(f"  trigger latency: {events} events at {event_rate:g}/s through a running worker")
-        with LocalServer() as hook:
+        with LocalDestination() as hook:
             latency = self._child(
                 "latency",
                 trigger_slug=TRIGGER_SLUG,
@@ -319,61 +233,48 @@ class ActivationBenchmark:
         return figures
 
 
-def _check_braze(server: LocalServer, *, profiles: int) -> dict:
+def _check_braze(server: LocalDestination, *, profiles: int) -> dict:
     """What the destination received: every changed person once, nobody else, nobody twice."""
+    accepted = server.accepted()
     external_ids: list[str] = []
     unauthorised = 0
-    for _at, path, headers, body in server.accepted:
-        if path != "/users/track" or headers.get("authorization") != f"Bearer {BRAZE_API_KEY}":
+    for request in accepted:
+        if request.path != "/users/track" or request.headers.get("authorization") != f"Bearer {BRAZE_API_KEY}":
             unauthorised += 1
             continue
-        external_ids += [str(item["external_id"]) for item in json.loads(body)["attributes"]]
+        external_ids += [str(item["external_id"]) for item in request.json["attributes"]]
     expected = {str(n) for n in range(CHANGED_EVERY, profiles + 1, CHANGED_EVERY)}
     received = set(external_ids)
-    times = [at for at, *_ in server.accepted]
+    times = [request.at for request in accepted]
     span = max(times) - min(times) if len(times) > 1 else 0.0
     return {
-        "requests": len(server.accepted),
-        "rate_limited": server.limited,
+        "requests": len(accepted),
+        "rate_limited": server.rate_limited,
         "unauthorised": unauthorised,
         "objects": len(external_ids),
         "distinct": len(received),
         "duplicates": len(external_ids) - len(received),
         "missing": len(expected - received),
         "unexpected": len(received - expected),
-        "largest_request": max((len(json.loads(body)["attributes"]) for *_, body in server.accepted), default=0),
+        "largest_request": max((len(request.json["attributes"]) for request in accepted), default=0),
         # Requests per second as the destination saw them arrive (first to last accepted).
         "arrival_rate": (len(times) - 1) / span if span else None,
     }
 
 
-def _destination_clock(server: LocalServer, latency: dict) -> dict:
+def _destination_clock(server: LocalDestination, latency: dict) -> dict:
     """Cross-check: the local server's receive time minus the raw event's received_at."""
     received_at = {int(k): v for k, v in latency["event_received_at"].items()}
     values = []
-    for at, _path, headers, _body in server.accepted:
+    for request in server.accepted():
         # webhook-id is the send's idempotency key: trigger-<trigger id>-event:<event id>
-        message_id = headers.get("webhook-id", "")
+        message_id = request.headers.get("webhook-id", "")
         if ":" not in message_id:
             continue
         event_id = int(message_id.rsplit(":", 1)[1])
         if event_id in received_at:
-            values.append((at - received_at[event_id]) * 1000)
-    return {"count": len(values), **_percentiles(values)}
-
-
-def _percentiles(values: list[float]) -> dict:
-    if not values:
-        return {"p50_ms": None, "p95_ms": None, "max_ms": None}
-    ordered = sorted(values)
-
-    def pick(q):
-        return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
-
-    return {"p50_ms": pick(0.5), "p95_ms": pick(0.95), "max_ms": ordered[-1]}
-
-
-# -- the table --------------------------------------------------------------------------------------
+            values.append((request.at - received_at[event_id]) * 1000)
+    return latency_summary(values)
 
 
 def _cell(value, spec: str = ",.2f") -> str:

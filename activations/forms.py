@@ -14,6 +14,7 @@ from activations.connectors import connector_classes
 from activations.destinations import connector_defaults
 from activations.models import Destination, Sync, Trigger
 from activations.selectors import sync_config_errors
+from cdp_site.form_errors import add_errors_to_form
 from profiles.models import EventContract
 from segments.models import Segment
 
@@ -172,9 +173,7 @@ class DestinationForm(forms.ModelForm):
         return values, self.cleaned_data.get("secrets") or {}
 
     def add_service_errors(self, errors: dict[str, list[str]]) -> None:
-        for field, messages in errors.items():
-            for message in messages:
-                self.add_error(self._field_for(field, message), message)
+        add_errors_to_form(self, errors, self._field_for)
 
     def _field_for(self, field: str, message: str) -> str | None:
         if field == "fields":
@@ -295,9 +294,7 @@ class SyncForm(forms.ModelForm):
         super()._post_clean()
         if self.errors:
             return
-        for field, messages in sync_config_errors(self.instance).items():
-            for message in messages:
-                self.add_error(field if field in self.fields else None, message)
+        add_errors_to_form(self, sync_config_errors(self.instance))
 
 
 # -- triggers ---------------------------------------------------------------------------------------
@@ -367,9 +364,7 @@ class TriggerForm(forms.ModelForm):
         return values
 
     def add_service_errors(self, errors: dict[str, list[str]]) -> None:
-        for field, messages in errors.items():
-            for message in messages:
-                self.add_error(field if field in self.fields else None, message)
+        add_errors_to_form(self, errors)
 
 
 class LiftForm(forms.Form):

@@ -32,11 +32,20 @@ class FieldPlan:
 
 
 def field_plan(sync) -> FieldPlan:
+    """The fields a sync sends: its chosen contract fields and the idempotency key."""
     destination = sync.destination
     contract = destination.contract
     chosen = set(sync.fields or [field.name for field in contract])
     key_field = next(field for field in contract if field.name == destination.idempotency_key)
-    fields = [field for field in contract if field.name in chosen or field is key_field]
+    return contract_plan(destination, [field for field in contract if field.name in chosen or field is key_field])
+
+
+def contract_plan(destination, fields: list[domain.ContractField] | None = None) -> FieldPlan:
+    """A plan over some of the destination's contract fields (all of them by default: a trigger's
+    template may use any)."""
+    contract = destination.contract
+    fields = fields if fields is not None else contract
+    key_field = next(field for field in contract if field.name == destination.idempotency_key)
     identifier_slugs = {field.key for field in fields if field.kind == "identifier"}
     computed_keys = {field.key for field in fields if field.kind == "computed"}
     identifier_type_ids = dict(IdentifierType.objects.filter(slug__in=identifier_slugs).values_list("slug", "id"))

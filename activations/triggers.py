@@ -26,7 +26,7 @@ from django.utils import timezone
 from activations import domain
 from activations.connectors import Outbound, connector_for
 from activations.delivery import RateLimiter, backoff_seconds, client_for, deliver
-from activations.mapping import FieldPlan, payloads_for
+from activations.mapping import contract_plan, payloads_for
 from activations.models import Trigger, TriggerSend
 from consent.tombstones import tombstoned_profile_ids
 from profiles.models import Event, Profile
@@ -423,7 +423,7 @@ def _deliver(send: TriggerSend, connector, client, limiter) -> int:
             return 0
         if _capped(send, now):
             return _skip(send, domain.SKIP_FREQUENCY_CAP)
-        plan = _message_plan(destination)
+        plan = contract_plan(destination)
         values = payloads_for(plan, [profile.pk], hashed=destination.pii_mode == domain.HASHED).get(profile.pk, {})
         try:
             fields = render(trigger.template, values)
@@ -493,34 +493,17 @@ def render(template: dict, values: dict) -> dict:
     return {name: str(text).format_map(present) for name, text in template.items()}
 
 
-def _message_plan(destination) -> FieldPlan:
-    from activations.mapping import IdentifierType
-    from segments.models import ComputedTrait
-
-    contract = destination.contract
-    return FieldPlan(
-        fields=contract,
-        key_field=contract[0],
-        identifier_type_ids=dict(
-            IdentifierType.objects.filter(slug__in={f.key for f in contract if f.kind == "identifier"}).values_list(
-                "slug", "id"
-            )
-        ),
-        computed_ids=dict(
-            ComputedTrait.objects.filter(key__in={f.key for f in contract if f.kind == "computed"}).values_list(
-                "key", "id"
-            )
-        ),
-        signature="",
-    )
-
-
 def trigger_latency(trigger: Trigger | None = None) -> dict:
-    """p50/p95/max of event arrival to destination answer, over sent messages."""
+    """p50/p95/max of event arrival to destination answer, over the latest 10,000 sent messages."""
     sends = TriggerSend.objects.filter(status=TriggerSend.SENT, latency_ms__isnull=False)
     if trigger is not None:
         sends = sends.filter(trigger=trigger)
-    values = sorted(sends.order_by("-sent_at").values_list("latency_ms", flat=True)[:10000])
+    return latency_summary(sends.order_by("-sent_at").values_list("latency_ms", flat=True)[:10000])
+
+
+def latency_summary(values_ms) -> dict:
+    """Count, nearest-rank p50 and p95, and max of latencies in ms (rounded to 0.1)."""
+    values = sorted(values_ms)
     if not values:
         return {"count": 0, "p50_ms": None, "p95_ms": None, "max_ms": None}
 

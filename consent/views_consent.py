@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.shortcuts import redirect, render
 
 from cdp_site.audit import actor_of
+from cdp_site.form_errors import add_errors_to_form
 from consent.domain import PURPOSES
 from consent.forms_consent import ConsentRecordForm
 from consent.propagation import (
@@ -43,9 +44,7 @@ def consent_record_new(request, pk):
                 evidence={"note": note} if note else {},
             )
         except ConsentInvalid as error:
-            for field, problems in error.errors.items():
-                for problem in problems:
-                    form.add_error(field if field in form.fields else None, problem)
+            add_errors_to_form(form, error.errors)
         else:
             label = PURPOSE_LABELS[record.purpose]
             if record.is_granted:

@@ -6,12 +6,12 @@ import json
 import pytest
 from django.utils import timezone
 
+from activations.local_destination import LocalDestination, Reply
 from activations.models import Destination, Sync, SyncRun, Trigger
 from activations.selectors import reconciliation_by_destination, reconciliation_since
 from activations.syncs import sync_run_execute, sync_run_start
 from activations.triggers import trigger_save
 from tests.activations.conftest import WEBHOOK_SECRET
-from tests.activations.server import LocalDestination, Reply
 
 pytestmark = pytest.mark.django_db
 

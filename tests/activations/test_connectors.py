@@ -12,8 +12,8 @@ import pytest
 
 from activations import domain
 from activations.connectors import Outbound, connector_classes, connector_for
+from activations.local_destination import LocalDestination, Reply
 from activations.models import Destination
-from tests.activations.server import LocalDestination, Reply
 from tests.activations.vendors import (
     braze_responder,
     hubspot_responder,

@@ -3,10 +3,10 @@
 import pytest
 
 from activations.direct import forget_in_destinations, remove_for_withdrawal
+from activations.local_destination import LocalDestination
 from activations.models import SyncRecord, SyncState
 from activations.syncs import sync_run_execute, sync_run_start
 from tests.activations.conftest import bodies
-from tests.activations.server import LocalDestination
 
 pytestmark = pytest.mark.django_db
 

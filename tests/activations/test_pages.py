@@ -11,11 +11,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from activations.destinations import connector_defaults
+from activations.local_destination import LocalDestination, Reply
 from activations.models import Destination, Sync, SyncRecord, SyncRun, Trigger
 from activations.syncs import sync_run_execute, sync_run_start
 from activations.triggers import trigger_save
 from tests.activations.conftest import WEBHOOK_SECRET
-from tests.activations.server import LocalDestination, Reply
 
 pytestmark = pytest.mark.django_db
 

@@ -2,11 +2,11 @@
 
 import pytest
 
+from activations.local_destination import LocalDestination, Reply
 from activations.models import SyncRecord, SyncRun
 from activations.syncs import sync_run_execute, sync_run_start
 from segments.membership import segment_membership_refresh
 from tests.activations.conftest import bodies
-from tests.activations.server import LocalDestination, Reply
 
 pytestmark = pytest.mark.django_db
 

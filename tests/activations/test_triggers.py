@@ -4,10 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from activations.local_destination import LocalDestination, Reply
 from activations.models import Trigger, TriggerSend
 from activations.triggers import TriggerInvalid, quiet_until, trigger_latency, trigger_save, triggers_sweep
 from tests.activations.conftest import bodies
-from tests.activations.server import LocalDestination, Reply
 
 pytestmark = pytest.mark.django_db
 

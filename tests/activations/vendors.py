@@ -25,7 +25,7 @@ import re
 import uuid
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.activations.server import Received, Reply
+from activations.local_destination import Received, Reply
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from activations.local_destination import LocalDestination
 from activations.syncs import sync_run_execute, sync_run_start
 from cdp_site.models import AuditEntry
 from consent.models import PrivacyRequest
 from consent.requests import privacy_request_create, privacy_request_run
 from identity.models import Merge
 from tests.activations import conftest as activation_fixtures
-from tests.activations.server import LocalDestination
 
 pytestmark = pytest.mark.django_db
 

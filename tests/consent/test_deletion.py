@@ -15,6 +15,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
+from activations.local_destination import LocalDestination
 from activations.models import SyncRecord, Trigger, TriggerSend
 from activations.syncs import sync_run_execute, sync_run_start
 from activations.triggers import trigger_save
@@ -32,7 +33,6 @@ from profiles.sources import source_create
 from profiles.tracking.views import forget_cached_write_keys
 from tests.activations import conftest as activation_fixtures
 from tests.activations.conftest import bodies
-from tests.activations.server import LocalDestination
 from tests.profiles.webhooks.senders import fixture, mindbody_headers, shopify_headers, stripe_headers
 
 pytestmark = pytest.mark.django_db
@@ -532,7 +532,7 @@ def test_an_event_mixing_a_tombstoned_and_a_new_identifier_is_dropped_whole(send
 def test_a_failed_destination_fails_the_request_and_retry_resumes_there(
     ingest, audience, webhook_destination, make_sync
 ):
-    from tests.activations.server import Reply
+    from activations.local_destination import Reply
 
     ingest(email=EMAIL, traits={"plan": "gold", "first_name": FIRST}, consent={"email_marketing": True})
     answers = {"down": True}

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from activations.local_destination import LocalDestination, Reply
 from activations.models import SuppressionApplied
 from cdp_site.models import AuditEntry
 from consent.models import ConsentRecord
@@ -13,7 +14,6 @@ from consent.propagation import propagate_withdrawal, propagation_summary
 from consent.recording import API, consent_record
 from profiles.models import Profile
 from tests.activations import conftest as activations_fixtures
-from tests.activations.server import LocalDestination, Reply
 from tests.consent_propagation import synced
 
 pytestmark = pytest.mark.django_db

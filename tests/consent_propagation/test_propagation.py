@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from activations.local_destination import LocalDestination, Reply
 from activations.models import SuppressionApplied, SyncRun, SyncState, Trigger, TriggerSend
 from activations.triggers import trigger_save
 from consent import propagation
@@ -27,7 +28,6 @@ from profiles.sources import source_create
 from profiles.tracking.views import forget_cached_write_keys
 from tests.activations import conftest as activations_fixtures
 from tests.activations.conftest import bodies
-from tests.activations.server import LocalDestination, Reply
 from tests.consent_propagation import run_sync, synced
 
 pytestmark = pytest.mark.django_db

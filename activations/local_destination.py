@@ -1,5 +1,6 @@
 """A local HTTP server standing in for a destination: records every request, answers through a
-pluggable responder, and can enforce a rate limit with 429 and Retry-After like the real APIs."""
+pluggable responder, and can enforce a rate limit with 429 and Retry-After like the real APIs.
+The tests and `benchmark_activations` point destinations at it; nothing in the running service uses it."""
 
 from __future__ import annotations
 

@@ -13,5 +13,8 @@ urlpatterns = [
     path("", include("consent.api_consent_urls")),
     path("", include("consent.api.urls_requests")),
     path("", include("cdp_site.api_audit")),
+    path("", include("profiles.api.urls_source_audit")),
+    path("", include("cdp_site.api_urls_operations")),
+    path("", include("cdp_site.api_urls_pilot")),
     path("operations/metrics/", OperationsMetricsView.as_view(), name="operations-metrics"),
 ]

@@ -13,6 +13,8 @@ class MenuEntry:
 
 
 MENU = (
+    MenuEntry("Health", "operations:dashboard", "cdp_site.view_operationssnapshot"),
+    MenuEntry("Pilot gates", "pilot:gates", "cdp_site.view_pilotsignoff"),
     MenuEntry("Profiles", "profiles:profile_list", "profiles.view_profile"),
     MenuEntry("Segments", "segments:segment_list", "segments.view_segment"),
     MenuEntry("Destinations", "activations:destination_list", "activations.view_destination"),
@@ -26,6 +28,9 @@ MENU = (
     MenuEntry("Identity metrics", "identity:metrics", "identity.view_identitymetricsnapshot"),
     MenuEntry("Identity simulation", "identity:simulation", "identity.view_identitymetricsnapshot"),
     MenuEntry("Sources", "profiles:source_list", "profiles.view_source"),
+    MenuEntry("Source audit", "source_audit:audit", "profiles.view_source"),
+    MenuEntry("Integration plan", "source_audit:integration_plan", "profiles.view_source"),
+    MenuEntry("Handoff pack", "pilot:handoff", "profiles.view_source"),
     MenuEntry("Raw events", "profiles:raw_event_list", "profiles.view_rawevent"),
     MenuEntry("CSV import", "profiles:csv_import_list", "profiles.view_csvimport"),
     MenuEntry("Schema drift", "profiles:schema_drift", "profiles.view_schemadrift"),

@@ -12,6 +12,12 @@ ROLES = (MARKETER, GUEST_SERVICES, PRIVACY_OFFICER, INTEGRATION_ENGINEER)
 
 ROLE_PERMISSIONS = {
     MARKETER: [
+        # Operations: health dashboard, alerts, pilot gates (issue 7).
+        "cdp_site.view_operationssnapshot",
+        "cdp_site.view_alertrule",
+        "cdp_site.view_alert",
+        "cdp_site.view_pilotsignoff",
+        "cdp_site.view_pilotsettings",
         "profiles.view_profile",
         "profiles.view_event",
         "profiles.view_traitvalue",
@@ -38,6 +44,10 @@ ROLE_PERMISSIONS = {
         "activations.view_triggersend",
     ],
     GUEST_SERVICES: [
+        # Operations: health dashboard, alerts, pilot gates (issue 7).
+        "cdp_site.view_operationssnapshot",
+        "cdp_site.view_alertrule",
+        "cdp_site.view_alert",
         "profiles.view_profile",
         "profiles.view_event",
         "profiles.view_traitvalue",
@@ -57,6 +67,13 @@ ROLE_PERMISSIONS = {
         "consent.add_consentrecord",
     ],
     PRIVACY_OFFICER: [
+        # Operations: health dashboard, alerts, pilot gates (issue 7).
+        "cdp_site.view_operationssnapshot",
+        "cdp_site.view_alertrule",
+        "cdp_site.view_alert",
+        "cdp_site.view_pilotsignoff",
+        "cdp_site.add_pilotsignoff",
+        "cdp_site.view_pilotsettings",
         # Data governance: retention policies and their purge log, profile health checks.
         "cdp_site.view_retentionpolicy",
         "cdp_site.change_retentionpolicy",
@@ -85,6 +102,18 @@ ROLE_PERMISSIONS = {
         "activations.view_suppressionapplied",
     ],
     INTEGRATION_ENGINEER: [
+        # Operations: health dashboard, alerts, pilot gates (issue 7).
+        "cdp_site.view_operationssnapshot",
+        "cdp_site.view_alertrule",
+        "cdp_site.view_alert",
+        "cdp_site.add_alertrule",
+        "cdp_site.change_alertrule",
+        "cdp_site.delete_alertrule",
+        "cdp_site.change_alert",
+        "cdp_site.view_pilotsignoff",
+        "cdp_site.add_pilotsignoff",
+        "cdp_site.view_pilotsettings",
+        "cdp_site.change_pilotsettings",
         "cdp_site.view_retentionpolicy",
         "cdp_site.view_purgerun",
         "cdp_site.view_profilehealthrun",

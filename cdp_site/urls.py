@@ -18,6 +18,9 @@ urlpatterns = [
     # Back-office pages.
     path("", include("cdp_site.urls_audit")),
     path("", include("cdp_site.urls_metrics")),
+    path("", include("cdp_site.urls_operations")),
+    path("", include("cdp_site.urls_pilot")),
+    path("", include("profiles.urls_source_audit")),
     # Personal data of one profile in cleartext, logged (POST from the Reveal buttons of any page).
     path("profiles/<int:pk>/reveal/", profiles_views.profile_reveal, name="profile_reveal"),
     path("", include("profiles.urls")),

@@ -145,6 +145,9 @@ MATRIX = {
     # -- operations metrics (monitoring): integration engineers, through profiles.view_source ------
     "prometheus-metrics": get(IE),
     "operations-metrics": get(IE),
+    # -- source audit, scorecard, integration plan --------------------------------------------------
+    # -- health dashboard, trends, alerts -----------------------------------------------------------
+    # -- pilot gates, handoff pack ------------------------------------------------------------------
     # -- segments ---------------------------------------------------------------------------------
     "segments:segment_list": get(M),
     "segments:segment_new": get(M),

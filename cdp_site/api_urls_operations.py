@@ -1,0 +1,5 @@
+"""Health dashboard trends and alerts API routes (under /api/v1/)."""
+
+from django.urls import path  # noqa: F401
+
+urlpatterns = []

@@ -1,0 +1,5 @@
+"""Source audit API routes (under /api/v1/)."""
+
+from django.urls import path  # noqa: F401
+
+urlpatterns = []

@@ -7,6 +7,7 @@ import json
 from datetime import datetime, time, timedelta
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from activations import domain, lift
@@ -98,6 +99,14 @@ def _reserved(slug: str) -> str:
 # -- destinations -----------------------------------------------------------------------------------
 
 
+def limit_owner_choices(form) -> None:
+    """Owners are active accounts; empty on a new object means whoever creates it."""
+    field = form.fields["owner"]
+    field.queryset = get_user_model().objects.filter(is_active=True).order_by("username")
+    field.required = False
+    field.help_text = "Who answers for it (the pilot gates need one). Empty when creating: you."
+
+
 class DestinationForm(forms.ModelForm):
     base_url = forms.URLField(
         required=False, assume_scheme="https", label="Base URL", help_text="Empty: the vendor's public API address."
@@ -134,6 +143,7 @@ class DestinationForm(forms.ModelForm):
             "batch_size",
             "max_attempts",
             "timeout_seconds",
+            "owner",
             "is_active",
         ]
 
@@ -155,6 +165,7 @@ class DestinationForm(forms.ModelForm):
                 **(kwargs.get("initial") or {}),
             }
         super().__init__(*args, **kwargs)
+        limit_owner_choices(self)
         if instance is not None and instance.pk:
             # The slug names it in URLs and the API; the kind decides what its contract can hold.
             for name in ("slug", "kind"):
@@ -247,6 +258,7 @@ class SyncForm(forms.ModelForm):
             "guard_sources_fresh",
             "guard_max_low_confidence_share",
             "guard_max_reconciliation_delta",
+            "owner",
             "is_active",
         ]
         labels = {
@@ -258,6 +270,7 @@ class SyncForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        limit_owner_choices(self)
         segments = Segment.objects.filter(published_version__isnull=False)
         if self.instance.pk:
             segments = segments | Segment.objects.filter(pk=self.instance.segment_id)
@@ -335,11 +348,13 @@ class TriggerForm(forms.ModelForm):
             "default_timezone",
             "holdout_percent",
             "min_merge_confidence",
+            "owner",
             "is_active",
         ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        limit_owner_choices(self)
         segments = Segment.objects.filter(published_version__isnull=False)
         if self.instance.pk:
             if self.instance.segment_id:

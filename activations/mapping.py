@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from activations import domain
+from consent.sealing import is_token, unseal_values
 from identity.models import Identifier, IdentifierType
 from profiles.models import Profile
 from segments.models import ComputedTrait, ComputedTraitValue
@@ -157,10 +158,17 @@ def consent_granted_sql(purpose: str) -> tuple[str, list]:
 def payloads_for(plan: FieldPlan, profile_ids: list[int], *, hashed: bool) -> dict[int, dict]:
     """Contract field name -> value per profile, PII hashed when the destination takes hashes.
     Profiles that no longer exist are absent."""
-    profiles = {
-        row["id"]: row
-        for row in Profile.objects.filter(id__in=profile_ids).values("id", "traits", *domain.PROFILE_COLUMNS - {"id"})
-    }
+    rows = list(Profile.objects.filter(id__in=profile_ids).values("id", "traits", *domain.PROFILE_COLUMNS - {"id"}))
+    # Personal traits are sealed at rest: decrypt the ones the contract sends (one vault query).
+    keys = {field.key for field in plan.fields if field.kind == "trait"}
+    values = unseal_values(
+        (row["traits"] or {}).get(key) for row in rows for key in keys if is_token((row["traits"] or {}).get(key))
+    )
+    for row in rows:
+        row["traits"] = {
+            key: values.get(value) if is_token(value) else value for key, value in (row["traits"] or {}).items()
+        }
+    profiles = {row["id"]: row for row in rows}
     identifiers: dict[tuple[int, int], str] = {}
     if plan.identifier_type_ids:
         rows = (

@@ -58,7 +58,8 @@ def destination_new(request):
         if form.is_valid():
             values, secrets = form.service_values()
             try:
-                destination = destination_save(secrets=secrets, owner=request.user, actor=actor_of(request), **values)
+                values["owner"] = values.get("owner") or request.user
+                destination = destination_save(secrets=secrets, actor=actor_of(request), **values)
             except DestinationInvalid as error:
                 form.add_service_errors(error.errors)
             else:

@@ -99,7 +99,7 @@ def sync_new(request):
         form = SyncForm(request.POST)
         if form.is_valid():
             sync = form.save(commit=False)
-            sync.owner = request.user
+            sync.owner = sync.owner or request.user
             sync.save()
             messages.success(request, f"Sync {sync.name} created.")
             return redirect("activations:sync_detail", slug=sync.slug)

@@ -64,7 +64,9 @@ def trigger_new(request):
     if request.method == "POST":
         if form.is_valid():
             try:
-                trigger = trigger_save(owner=request.user, **form.service_values())
+                values = form.service_values()
+                values["owner"] = values.get("owner") or request.user
+                trigger = trigger_save(**values)
             except TriggerInvalid as error:
                 form.add_service_errors(error.errors)
             else:

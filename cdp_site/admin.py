@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from cdp_site.models import ApiToken, AuditEntry
+from cdp_site.models import Alert, AlertRule, ApiToken, AuditEntry, OperationsSnapshot
 
 
 @admin.register(ApiToken)
@@ -32,3 +32,38 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Written by the task and the pages that audit them, never here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(ReadOnlyAdmin):
+    """Rules are managed on /operations/alerts/ (audited). The signing secret is never shown."""
+
+    list_display = ["name", "metric", "label", "comparison", "threshold", "consecutive", "is_active", "created_by"]
+    list_filter = ["is_active", "metric"]
+    exclude = ["webhook_secret"]
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ["id", "rule", "label", "status", "value_at_raise", "last_value", "raised_at", "webhook_status"]
+    list_filter = ["status", "webhook_status"]
+    list_select_related = ["rule"]
+
+
+@admin.register(OperationsSnapshot)
+class OperationsSnapshotAdmin(ReadOnlyAdmin):
+    list_display = ["captured_at", "slot", "duration_ms"]
+    date_hierarchy = "captured_at"

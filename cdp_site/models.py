@@ -64,3 +64,5 @@ class AuditEntry(models.Model):
 
 
 from cdp_site.governance_models import *  # noqa: E402, F403
+from cdp_site.operations_models import *  # noqa: E402, F403
+from cdp_site.pilot_models import *  # noqa: E402, F403

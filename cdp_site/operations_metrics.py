@@ -11,13 +11,15 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Min, OuterRef, Q, Subquery
+from django.db.models import Count, IntegerField, Min, OuterRef, Q, Subquery, Sum
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from activations.models import Destination, SyncRecord, SyncRun, TriggerSend
 from consent.propagation import latency_since, propagation_summary
 from consent.requests import privacy_requests_overdue
-from consent.requests_models import PrivacyRequest
+from consent.requests_models import PrivacyRequest, PrivacyRequestStep
 from identity.metrics import review_backlog
 from identity.models import IdentityMetricSnapshot
 from profiles.models import Profile, RawEvent, SchemaDrift, Source
@@ -25,6 +27,8 @@ from profiles.models import Profile, RawEvent, SchemaDrift, Source
 LATENCY_SAMPLE = 10_000  # SQLite: ingestion latency percentiles over the latest processed rows
 STATUS_WINDOW = timedelta(hours=24)  # raw events per status, schema drift, parked sync records
 RECENT_WINDOW = timedelta(hours=1)  # ingestion latency, error ratio, trigger sends
+DELETION_WINDOW = timedelta(days=30)  # deletion propagation success
+OPEN_ALERTS_LISTED = 50  # Prometheus: one cdp_alert_open sample per open alert, at most this many
 
 
 def _seconds(later: datetime, earlier: datetime | None) -> float | None:
@@ -78,8 +82,11 @@ def _ingestion(now: datetime) -> dict:
         by_source.setdefault(slug, dict.fromkeys(statuses, 0))[status] = count
     pending = RawEvent.objects.filter(status=RawEvent.PENDING).aggregate(n=Count("id"), oldest=Min("received_at"))
     hour = RawEvent.objects.filter(received_at__gte=now - RECENT_WINDOW).aggregate(
-        total=Count("id"), errors=Count("id", filter=Q(status__in=(RawEvent.QUARANTINED, RawEvent.FAILED)))
+        total=Count("id"),
+        quarantined=Count("id", filter=Q(status=RawEvent.QUARANTINED)),
+        failed=Count("id", filter=Q(status=RawEvent.FAILED)),
     )
+    errors = hour["quarantined"] + hour["failed"]
     return {
         "window_seconds": int(STATUS_WINDOW.total_seconds()),
         "raw_events_by_status": by_status,
@@ -89,8 +96,11 @@ def _ingestion(now: datetime) -> dict:
         "latency": _ingestion_latency(now - RECENT_WINDOW),
         "last_hour": {
             "received": hour["total"],
-            "quarantined_or_failed": hour["errors"],
-            "error_ratio": round(hour["errors"] / hour["total"], 4) if hour["total"] else 0.0,
+            "quarantined_or_failed": errors,
+            "quarantined": hour["quarantined"],
+            "failed": hour["failed"],
+            "error_ratio": round(errors / hour["total"], 4) if hour["total"] else 0.0,
+            "quarantine_ratio": round(hour["quarantined"] / hour["total"], 4) if hour["total"] else 0.0,
         },
     }
 
@@ -117,13 +127,21 @@ def _freshness(now: datetime) -> list[dict]:
 def _identity(now: datetime) -> dict:
     backlog = review_backlog(now=now)
     snapshot = IdentityMetricSnapshot.objects.order_by("-captured_at", "-id").only("captured_at", "figures").first()
-    rate = None
+    rate, per_source = None, {}
     if snapshot is not None:
         rate = ((snapshot.figures or {}).get("coverage") or {}).get("rate")
+        per_source = {
+            row["slug"]: row.get("match_rate") for row in (snapshot.figures or {}).get("sources", []) if "slug" in row
+        }
     return {
         "active_profiles": Profile.objects.filter(status=Profile.ACTIVE).count(),
         "review_backlog": {"pending_review": backlog["pending_review"], "blocked": backlog["blocked"]},
+        # Coverage: share of active profiles holding a verified canonical identifier. `match_rate` is
+        # its historical name, kept for existing consumers.
         "match_rate": rate,
+        "coverage_rate": rate,
+        # Per source: the share of its profiles also carrying an identifier seen in another source.
+        "source_match_rates": dict(sorted(per_source.items())),
         "match_rate_captured_at": snapshot.captured_at.isoformat() if snapshot else None,
     }
 
@@ -181,11 +199,71 @@ def _consent() -> dict:
     }
 
 
+def _deletion_propagation(now: datetime) -> dict:
+    """Deletion requests' destination steps (delete the person in every destination) started in the
+    window: the share that succeeded, and the operations they sent and saw applied. A failed step
+    that is retried and succeeds counts once each way: the failure happened."""
+    figures = PrivacyRequestStep.objects.filter(
+        name="destinations",
+        request__kind=PrivacyRequest.DELETION,
+        started_at__gte=now - DELETION_WINDOW,
+        outcome__in=(PrivacyRequestStep.OK, PrivacyRequestStep.FAILED),
+    ).aggregate(
+        ok=Count("id", filter=Q(outcome=PrivacyRequestStep.OK)),
+        failed=Count("id", filter=Q(outcome=PrivacyRequestStep.FAILED)),
+        sent=Sum(Cast(KT("detail__sent"), IntegerField())),
+        applied=Sum(Cast(KT("detail__applied"), IntegerField())),
+    )
+    steps = figures["ok"] + figures["failed"]
+    return {
+        "window_days": DELETION_WINDOW.days,
+        "steps_succeeded": figures["ok"],
+        "steps_failed": figures["failed"],
+        "success_ratio": round(figures["ok"] / steps, 4) if steps else None,
+        "operations_sent": figures["sent"] or 0,
+        "operations_applied": figures["applied"] or 0,
+    }
+
+
 def _deletion(now: datetime) -> dict:
     by_status = dict.fromkeys([code for code, _ in PrivacyRequest.STATUSES], 0)
     for status, count in PrivacyRequest.objects.order_by().values_list("status").annotate(n=Count("id")):
         by_status[status] = count
-    return {"by_status": by_status, "overdue": privacy_requests_overdue(now=now).count()}
+    return {
+        "by_status": by_status,
+        "overdue": privacy_requests_overdue(now=now).count(),
+        "propagation": _deletion_propagation(now),
+    }
+
+
+def _alerts() -> dict:
+    """Alerts open now (raised by the rules of the health dashboard)."""
+    from cdp_site.operations_models import Alert
+
+    rows = list(
+        Alert.objects.filter(status=Alert.OPEN)
+        .order_by("-raised_at", "-id")
+        .values("id", "rule_id", "rule__name", "rule__metric", "label", "last_value", "raised_at")[
+            : OPEN_ALERTS_LISTED + 1
+        ]
+    )
+    listed = rows[:OPEN_ALERTS_LISTED]
+    count = len(rows) if len(rows) <= OPEN_ALERTS_LISTED else Alert.objects.filter(status=Alert.OPEN).count()
+    return {
+        "open": count,
+        "open_alerts": [
+            {
+                "id": row["id"],
+                "rule_id": row["rule_id"],
+                "rule": row["rule__name"],
+                "metric": row["rule__metric"],
+                "label": row["label"],
+                "value": row["last_value"],
+                "raised_at": row["raised_at"].isoformat(),
+            }
+            for row in listed
+        ],
+    }
 
 
 def _queue_depth() -> int:
@@ -210,6 +288,7 @@ def collect_figures(now: datetime | None = None) -> dict:
         "consent_propagation": _consent(),
         "deletion": _deletion(now),
         "worker": {"queue_depth": _queue_depth()},
+        "alerts": _alerts(),
     }
 
 
@@ -270,6 +349,11 @@ def _metrics(figures: dict) -> list[tuple[str, str, list[tuple[dict, object]]]]:
             [({}, ingestion["last_hour"]["error_ratio"])],
         ),
         (
+            "cdp_ingestion_quarantine_ratio",
+            "Share of raw events received in the last hour that were quarantined (failed a contract).",
+            [({}, ingestion["last_hour"].get("quarantine_ratio"))],
+        ),
+        (
             "cdp_source_freshness_seconds",
             "Seconds since the last raw event of each active source.",
             [({"source": row["source"]}, row["seconds_since_last_event"]) for row in figures["freshness"]],
@@ -289,6 +373,11 @@ def _metrics(figures: dict) -> list[tuple[str, str, list[tuple[dict, object]]]]:
             "cdp_identity_match_rate_ratio",
             "Identity coverage rate of the latest identity metrics snapshot.",
             [({}, identity["match_rate"])],
+        ),
+        (
+            "cdp_identity_source_match_rate_ratio",
+            "Share of a source's profiles also carrying an identifier seen in another source (latest snapshot).",
+            [({"source": slug}, value) for slug, value in identity.get("source_match_rates", {}).items()],
         ),
         (
             "cdp_schema_drift_seen_24h",
@@ -332,9 +421,35 @@ def _metrics(figures: dict) -> list[tuple[str, str, list[tuple[dict, object]]]]:
         ),
         ("cdp_privacy_requests_overdue", "Open privacy requests past their due date.", [({}, deletion["overdue"])]),
         (
+            "cdp_deletion_propagation_success_ratio",
+            "Share of deletion requests' destination steps that succeeded (last 30 days; absent when none ran).",
+            [({}, deletion.get("propagation", {}).get("success_ratio"))],
+        ),
+        (
+            "cdp_deletion_propagation_steps",
+            "Deletion requests' destination steps in the last 30 days, per outcome.",
+            [
+                ({"outcome": "succeeded"}, deletion.get("propagation", {}).get("steps_succeeded")),
+                ({"outcome": "failed"}, deletion.get("propagation", {}).get("steps_failed")),
+            ],
+        ),
+        (
             "cdp_worker_queue_depth",
             "Tasks waiting in the django-q ORM broker (-1 with the Redis broker).",
             [({}, figures["worker"]["queue_depth"])],
+        ),
+        (
+            "cdp_alerts_open",
+            "Alerts of the health dashboard's rules that are open now.",
+            [({}, figures.get("alerts", {}).get("open"))],
+        ),
+        (
+            "cdp_alert_open",
+            "1 for each open alert (at most 50 listed): its rule, metric and label.",
+            [
+                ({"rule_id": row["rule_id"], "rule": row["rule"], "metric": row["metric"], "label": row["label"]}, 1)
+                for row in figures.get("alerts", {}).get("open_alerts", [])
+            ],
         ),
     ]
 

@@ -229,7 +229,7 @@ def profile_pii(profile) -> list[dict]:
     for identifier in identifiers:
         slug = identifier.identifier_type.slug
         rows.append({"field": f"identifier:{slug}", "label": slug, "value": identifier.display_value})
-    for key, value in sorted((profile.traits or {}).items()):
+    for key, value in sorted(profile.clear_traits.items()):
         if is_pii_key(key) and value not in (None, ""):
             rows.append({"field": f"trait:{key}", "label": key, "value": value})
     return rows

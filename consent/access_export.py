@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from consent.models import ConsentRecord, PrivacyRequest
+from consent.sealing import is_token, unseal_trait_dicts, unseal_values
 
 CHUNK = 2000
 
@@ -32,13 +33,20 @@ class Archive:
     counts: dict
 
 
-def _rows(queryset, fields: list[str]) -> Iterable[dict]:
-    """Rows as dicts, in id order, a chunk at a time."""
-    last = 0
+def _rows(queryset, fields: list[str], unseal: str | None = None) -> Iterable[dict]:
+    """Rows as dicts, in id order, a chunk at a time. `unseal`: "traits" (a traits dict) or "value" (one
+    trait value) holds sealed personal values, decrypted here: the person is entitled to them."""
+    last, cache = 0, {}
     while True:
         chunk = list(queryset.filter(id__gt=last).order_by("id").values("id", *fields)[:CHUNK])
         if not chunk:
             return
+        if unseal == "traits":
+            unseal_trait_dicts(chunk, cache=cache)
+        elif unseal == "value":
+            values = unseal_values((row["value"] for row in chunk), cache)
+            for row in chunk:
+                row["value"] = values.get(row["value"]) if is_token(row["value"]) else row["value"]
         yield from chunk
         last = chunk[-1]["id"]
 
@@ -85,6 +93,7 @@ def access_archive_build(*, request: PrivacyRequest, directory: Path) -> Archive
                     "last_seen_at",
                     "created_at",
                 ],
+                unseal="traits",
             ),
         )
         counts["identifiers.json"] = _write_list(archive, "identifiers.json", _identifiers(profile_ids))
@@ -94,6 +103,7 @@ def access_archive_build(*, request: PrivacyRequest, directory: Path) -> Archive
             _rows(
                 TraitValue.objects.filter(by_profile),
                 ["profile_id", "key", "value", "source__slug", "raw_event_id", "observed_at", "is_verified"],
+                unseal="value",
             ),
         )
         counts["computed_traits.json"] = _write_list(

@@ -52,3 +52,4 @@ class Tombstone(models.Model):
 
 
 from consent.requests_models import *  # noqa: E402, F403
+from consent.sealed_models import *  # noqa: E402, F403

@@ -42,7 +42,15 @@ from django.utils import timezone
 from cdp_site.audit import audit_record
 from consent import vault
 from consent.guards import privacy_purge
-from consent.models import ConsentRecord, PrivacyRequest, PrivacyRequestStep, Tombstone
+from consent.models import ConsentRecord, PrivacyRequest, PrivacyRequestStep, SealedValue, Tombstone
+from consent.sealing import (
+    is_token,
+    sealed_trait_value_ids,
+    token_for,
+    unseal_trait_dicts,
+    unseal_values,
+    vault_forget,
+)
 from consent.tombstones import tombstone_hash
 
 logger = logging.getLogger(__name__)
@@ -536,7 +544,7 @@ def _identifiers_of(profile_ids: list[int]) -> list[dict]:
     from profiles.models import Profile, TraitValue
 
     values: list[dict] = []
-    seen = set()
+    seen, sealed = set(), {}
 
     def add(kind: str, value) -> None:
         if isinstance(value, str) and value.strip() and (kind, value.strip()) not in seen:
@@ -546,13 +554,17 @@ def _identifiers_of(profile_ids: list[int]) -> list[dict]:
     for chunk in _chunks(profile_ids):
         for identifier in Identifier.objects.filter(profile_id__in=chunk).select_related("identifier_type"):
             add(identifier.identifier_type.slug, identifier.display_value)
-        for traits in Profile.objects.filter(id__in=chunk).values_list("traits", flat=True):
-            for key in NAME_TRAITS:
-                add(f"trait:{key}", (traits or {}).get(key))
-        for key, value in TraitValue.objects.filter(profile_id__in=chunk, key__in=NAME_TRAITS).values_list(
-            "key", "value"
+        # Names are sealed traits: decrypted here, in memory only, to search for them.
+        for traits in unseal_trait_dicts(
+            [{"traits": traits} for traits in Profile.objects.filter(id__in=chunk).values_list("traits", flat=True)],
+            cache=sealed,
         ):
-            add(f"trait:{key}", value)
+            for key in NAME_TRAITS:
+                add(f"trait:{key}", traits["traits"].get(key))
+        rows = list(TraitValue.objects.filter(profile_id__in=chunk, key__in=NAME_TRAITS).values_list("key", "value"))
+        clear = unseal_values((value for _key, value in rows), sealed)
+        for key, value in rows:
+            add(f"trait:{key}", clear.get(value) if is_token(value) else value)
     return values
 
 
@@ -813,14 +825,26 @@ def _scrub_mentions(model, field: str, ids: list[int], needles_lower: list[str])
 def _step_purge_traits(request: PrivacyRequest):
     from profiles.models import TraitValue
 
-    blanked = 0
+    blanked, tokens = 0, set()
     for chunk in _chunks(request.profiles_found):
-        blanked += TraitValue.objects.filter(profile_id__in=chunk).update(value=None)
-    # Other people's trait values that mention the person (a referrer's email, say).
+        rows = TraitValue.objects.filter(profile_id__in=chunk)
+        tokens.update(value for value in rows.values_list("value", flat=True) if is_token(value))
+        blanked += rows.update(value=None)
+    # Other people's trait values that mention the person (a referrer's email, say): in cleartext
+    # (stored before sealing, or under a key that is not personal) and sealed (the token of the value).
     needles = _mention_needles(request.found_values)
     mentions = _mentioning(TraitValue, ["value"], needles)
     scrubbed = _scrub_mentions(TraitValue, "value", mentions, [n.lower() for n in needles])
-    return PrivacyRequestStep.OK, {"trait_values": blanked, "other_trait_values_scrubbed": scrubbed}
+    mention_tokens = sorted({token_for(needle) for needle in needles})
+    scrubbed += TraitValue.objects.filter(id__in=sealed_trait_value_ids(mention_tokens)).update(value=None)
+    # The sealed values go too: the person's own unless someone else holds the same (a shared first
+    # name), and their email or phone wherever it was held.
+    forgotten = vault_forget(tokens) + vault_forget(mention_tokens, force=True)
+    return PrivacyRequestStep.OK, {
+        "trait_values": blanked,
+        "other_trait_values_scrubbed": scrubbed,
+        "sealed_values_forgotten": forgotten,
+    }
 
 
 def _step_purge_events(request: PrivacyRequest):
@@ -1033,6 +1057,15 @@ def _step_verify(request: PrivacyRequest):
     found("profiles_rawevent (mentions)", len(_mentioning(RawEvent, ["payload", "headers"], mention)))
     found("profiles_event (mentions)", len(_mentioning(Event, ["properties"], mention)))
     found("profiles_traitvalue (mentions)", len(_mentioning(TraitValue, ["value"], mention)))
+    # Sealed values: the person's email or phone in the vault at all, or a name nobody else holds.
+    mention_tokens = sorted({token_for(needle) for needle in mention})
+    found("consent_sealedvalue", SealedValue.objects.filter(token__in=mention_tokens).count())
+    name_tokens = sorted({token_for(item["value"]) for item in values if item["type"].startswith("trait:")})
+    held = sealed_trait_value_ids(name_tokens, tokens_only=True)
+    found(
+        "consent_sealedvalue (names)",
+        SealedValue.objects.filter(token__in=[token for token in name_tokens if token not in held]).count(),
+    )
     detail = {"checked_values": len(values), "profiles": len(profile_ids), "residue": residue}
     if residue:
         raise StepFailed(f"data of the person is still held in {', '.join(sorted(residue))}", detail)

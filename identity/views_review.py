@@ -15,6 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from consent.sealing import profiles_unseal
 from identity import services
 from identity.filtersets import REVIEWABLE, ReviewLinkFilter
 from identity.forms_review import ReviewDecisionForm, UnmergeForm
@@ -104,6 +105,8 @@ def review_queue(request):
     )
     filterset = ReviewLinkFilter(request.GET, queryset=queryset.order_by("created_at", "id"))
     page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    # Names are sealed traits: decrypt both ends' of the whole page in one vault query.
+    profiles_unseal(end.profile for link in page.object_list for end in (link.from_identifier, link.to_identifier))
     context = {"filter": filterset, "page": page}
     if request.htmx and not request.htmx.boosted:
         return render(request, "identity/_review_rows.html", context)
@@ -134,7 +137,7 @@ def review_link(request, pk):
             "end": end,
             "profile": end.profile,
             "identifiers": identifiers[end.profile_id],
-            "traits": sorted((end.profile.traits or {}).items()),
+            "traits": sorted(end.profile.clear_traits.items()),
             "events": events.get(end.profile_id, {"total": 0, "recent": 0}),
         }
         for label, end in (("Left", link.from_identifier), ("Right", link.to_identifier))

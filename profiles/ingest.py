@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from cdp_site.db import insert_rows
-from profiles.models import RawEvent, Source
+from profiles.models import RawEvent, Source, SourceDeliveryCount
 
 
 @dataclass
@@ -27,8 +27,9 @@ class IncomingEvent:
 
 
 def raw_events_store(*, source: Source, events: list[IncomingEvent], received_at: datetime | None = None) -> None:
-    """Insert raw events; a redelivery (same source and external id) is a no-op, even when ten
-    arrive at once (ON CONFLICT DO NOTHING on the unique constraint)."""
+    """Insert raw events; a redelivery (same source and external id) stores nothing, even when ten
+    arrive at once (ON CONFLICT DO NOTHING on the unique constraint), and is only counted per
+    source and day for the source audit."""
     if not events:
         return
     received_at = received_at or timezone.now()
@@ -47,8 +48,25 @@ def raw_events_store(*, source: Source, events: list[IncomingEvent], received_at
         for event in events
     ]
     with transaction.atomic():
-        insert_rows(RawEvent, RAW_EVENT_FIELDS, rows, ignore_conflicts=True)
+        stored = insert_rows(RawEvent, RAW_EVENT_FIELDS, rows, ignore_conflicts=True, returning=["id"])
+        if len(stored) < len(rows):
+            _count_redeliveries(source_id=source.pk, day=received_at.astimezone(UTC).date(), n=len(rows) - len(stored))
         transaction.on_commit(enqueue_processing)
+
+
+_REDELIVERY_UPSERT = (
+    "INSERT INTO {table} (source_id, day, duplicates) VALUES (%s, %s, %s) "
+    "ON CONFLICT (source_id, day) DO UPDATE SET duplicates = {table}.duplicates + excluded.duplicates"
+)
+
+
+def _count_redeliveries(*, source_id: int, day: date, n: int) -> None:
+    """Count raw events the insert skipped as already stored (the source audit's duplicate rate).
+    Only called when there were some: the common request pays nothing for it."""
+    table = connection.ops.quote_name(SourceDeliveryCount._meta.db_table)
+    params = [source_id, connection.ops.adapt_datefield_value(day), n]
+    with connection.cursor() as cursor:
+        cursor.execute(_REDELIVERY_UPSERT.format(table=table), params)
 
 
 RAW_EVENT_FIELDS = [

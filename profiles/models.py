@@ -130,8 +130,22 @@ class Profile(models.Model):
         return f"Profile {self.pk}"
 
     @property
+    def clear_traits(self) -> dict:
+        """Traits with personal values decrypted (consent/sealing.py), cached while `traits` is the same
+        object; lists fill the cache in bulk with consent.sealing.profiles_unseal. Only for showing or
+        sending: conditions and precedence work on tokens."""
+        from consent.sealing import unseal_traits
+
+        cached = self.__dict__.get("_clear_traits")
+        if cached is not None and cached[0] is self.traits:
+            return cached[1]
+        clear = unseal_traits(self.traits or {})
+        self.__dict__["_clear_traits"] = (self.traits, clear)
+        return clear
+
+    @property
     def display_name(self) -> str:
-        traits = self.traits or {}
+        traits = self.clear_traits
         name = traits.get("name") or " ".join(
             str(part) for part in (traits.get("first_name"), traits.get("last_name")) if part
         )
@@ -243,3 +257,6 @@ class CsvImport(models.Model):
         if not self.bytes_total:
             return 100 if self.status == self.COMPLETED else 0
         return min(100, int(self.bytes_read * 100 / self.bytes_total))
+
+
+from profiles.audit_models import *  # noqa: E402, F403

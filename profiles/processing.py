@@ -22,13 +22,14 @@ from django.utils import timezone
 
 from cdp_site.db import insert_rows, update_rows
 from consent.models import ConsentRecord
+from consent.sealing import seal_traits, vault_store
 from identity.locks import identity_lock, is_deadlock
 from identity.resolver import BatchResolver, Observed, ProfileState, find
 from profiles import traits as trait_rules
 from profiles.contracts import Contract, check_event
 from profiles.domain import CanonicalEvent, MappingError
 from profiles.mappers import mapper_for
-from profiles.models import Event, EventContract, Profile, RawEvent, SchemaDrift, TraitValue
+from profiles.models import Event, EventContract, Profile, RawEvent, SchemaDrift, SourceIdentifier, TraitValue
 
 logger = logging.getLogger(__name__)
 
@@ -235,13 +236,15 @@ def _apply(raws: list[RawEvent]) -> ProcessResult:
 
     # Decide identity for every event, in arrival order.
     planned = []  # (raw, sequence, event, target profile state, primary identifier state)
+    sent = _SentIdentifiers(resolver)
     for item in accepted:
         raw = item.raw
         evidence = {"raw_event_id": raw.pk, "source": raw.source.slug, "external_id": raw.external_id}
         resolved = []
         for sequence, event in enumerate(item.events):
+            observed = [Observed(o.type, o.value, o.is_verified) for o in event.identifiers]
             target, primary = resolver.observe(
-                [Observed(o.type, o.value, o.is_verified) for o in event.identifiers],
+                observed,
                 source_id=raw.source_id,
                 seen_at=event.occurred_at,
                 evidence={**evidence, "event_type": event.type or "", "sequence": sequence},
@@ -254,10 +257,14 @@ def _apply(raws: list[RawEvent]) -> ProcessResult:
                 (raw.pk, "identity: no usable identifier (missing, invalid or blocked values)")
             )
             continue
+        for _raw, _sequence, event, _target, _primary in resolved:
+            sent.add(raw.source_id, event)
         planned.extend(resolved)
         statuses[RawEvent.PROCESSED].append((raw.pk, ""))
 
-    deltas = _deltas(planned)
+    vault_entries: dict = {}  # personal trait values, sealed (consent/sealing.py)
+    deltas = _deltas(planned, vault_entries)
+    vault_store(vault_entries)
     existing = Profile.objects.in_bulk([p.id for p in resolver.profiles.values()])
 
     def create_profiles(states: list[ProfileState]) -> None:
@@ -268,6 +275,7 @@ def _apply(raws: list[RawEvent]) -> ProcessResult:
             existing[row.pk] = row
 
     resolver.write_identity(create_profiles=create_profiles)
+    sent.write()
     result.events = _write_events(planned, now)
     _write_profiles(resolver, existing, deltas, now)
     _write_drift(drift, now)
@@ -278,6 +286,45 @@ def _apply(raws: list[RawEvent]) -> ProcessResult:
     result.failed = len(statuses[RawEvent.FAILED])
     result.dropped = len(statuses[RawEvent.DROPPED])
     return result
+
+
+class _SentIdentifiers:
+    """Which source sent which identifier in this batch (Identifier.source keeps only the first
+    source): one INSERT ... ON CONFLICT DO NOTHING per batch into SourceIdentifier, for the source
+    audit's identifier overlap. Pairs already stored cost an index probe, nothing more."""
+
+    def __init__(self, resolver: BatchResolver):
+        self.resolver = resolver
+        self.seen: dict[tuple[int, int], list] = {}  # (source id, id(identifier state)) -> [state, first, last]
+
+    def add(self, source_id: int, event: CanonicalEvent) -> None:
+        resolver = self.resolver
+        for observed in event.identifiers:
+            normalised = resolver.normalise(Observed(observed.type, observed.value, observed.is_verified))
+            if normalised is None:
+                continue
+            rule, value = normalised
+            # The resolver's own cache of blind indexes: no HMAC is computed twice.
+            state = resolver.identifiers.get((rule.id, resolver._lookup_hash(rule, value)))
+            if state is None:
+                continue
+            entry = self.seen.get((source_id, id(state)))
+            if entry is None:
+                self.seen[(source_id, id(state))] = [state, event.occurred_at, event.occurred_at]
+            else:
+                entry[1], entry[2] = min(entry[1], event.occurred_at), max(entry[2], event.occurred_at)
+
+    def write(self) -> None:
+        """After write_identity: every state has its id."""
+        rows = sorted(
+            (source_id, state.id, state.rule.id, first, last)
+            for (source_id, _), (state, first, last) in self.seen.items()
+            if state.id is not None
+        )
+        insert_rows(SourceIdentifier, SOURCE_IDENTIFIER_FIELDS, rows, ignore_conflicts=True)
+
+
+SOURCE_IDENTIFIER_FIELDS = ["source", "identifier", "identifier_type", "first_seen_at", "last_seen_at"]
 
 
 def _nudge_segments(resolver: BatchResolver, planned) -> None:
@@ -310,8 +357,9 @@ def _nudge_segments(resolver: BatchResolver, planned) -> None:
     transaction.on_commit(reevaluate)
 
 
-def _deltas(planned) -> dict[int, _ProfileDelta]:
-    """Per target profile state (keyed by id() until ids exist), what this batch adds."""
+def _deltas(planned, vault_entries: dict) -> dict[int, _ProfileDelta]:
+    """Per target profile state (keyed by id() until ids exist), what this batch adds. Personal
+    trait values become tokens here; their cleartext goes to `vault_entries`."""
     deltas: dict[int, _ProfileDelta] = defaultdict(_ProfileDelta)
     for raw, _sequence, event, target, primary in planned:
         delta = deltas[id(target)]
@@ -319,7 +367,7 @@ def _deltas(planned) -> dict[int, _ProfileDelta]:
         if event.revenue:
             delta.revenue += Decimal(str(event.revenue))
         priority = raw.source.priority
-        for key, value in event.traits.items():
+        for key, value in seal_traits(event.traits, vault_entries).items():
             entry = trait_rules.provenance(
                 source_id=raw.source_id,
                 priority=priority,

@@ -28,6 +28,7 @@ def profile_search(*, query: str):
     """
     from django.db.models import Q
 
+    from consent.sealing import token_for
     from identity import domain
     from identity.selectors import identifier_find, parse_identifier_query
 
@@ -59,12 +60,12 @@ def profile_search(*, query: str):
     ids = {identifier.profile_id for identifier in candidates if identifier is not None}
     if ids or parsed:
         return active.filter(pk__in=ids).order_by("-last_seen_at", "-id")
+    # Names are sealed traits (consent/sealing.py): matched by token, so whole words, any case.
     words = [word for word in query.split() if word]
-    condition = Q()
+    by_words = Q()
     for word in words:
-        condition &= (
-            Q(traits__first_name__icontains=word)
-            | Q(traits__last_name__icontains=word)
-            | Q(traits__name__icontains=word)
-        )
+        token = token_for(word)
+        by_words &= Q(traits__first_name=token) | Q(traits__last_name=token) | Q(traits__name=token)
+    whole = token_for(" ".join(words))
+    condition = by_words | Q(traits__name=whole) | Q(traits__full_name=whole)
     return active.filter(condition).order_by("-last_seen_at", "-id")

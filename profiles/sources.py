@@ -44,9 +44,16 @@ def signing_secrets(source: Source) -> list[str]:
     return json.loads(source.signing_secrets) if source.signing_secrets else []
 
 
+# Page paths under /sources/ (source audit, integration plan): a source named so gets a suffix.
+RESERVED_SLUGS = frozenset({"audit", "integration-plan", "new"})
+
+
 def unique_slug(name: str) -> str:
     base = slugify(name)[:50] or "source"
     slug, counter = base, 2
+    if slug in RESERVED_SLUGS:
+        slug = f"{base}-{counter}"
+        counter += 1
     while Source.objects.filter(slug=slug).exists():
         slug, counter = f"{base}-{counter}", counter + 1
     return slug

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from cdp_site import pii
 from cdp_site.audit import actor_of, audit_record
 from consent.models import ConsentRecord
+from consent.sealing import profiles_unseal
 from identity.models import Merge
 from profiles.filtersets import RawEventFilter
 from profiles.forms import ProfileSearchForm, SourceForm
@@ -49,7 +50,9 @@ def profile_list(request):
             form.add_error("q", error)
     else:
         results = profile_search(query="")
-    context = {"form": form, "page": _page(request, results), "error": error}
+    page = _page(request, results)
+    profiles_unseal(page.object_list)  # names are sealed traits: one vault query for the page
+    context = {"form": form, "page": page, "error": error}
     return _fragment_or_page(request, "profiles/profile_list.html", "profiles/_profile_results.html", context)
 
 
@@ -74,7 +77,7 @@ def profile_detail(request, pk):
             "observed_at": (profile.trait_provenance.get(key) or {}).get("observed_at"),
             "is_verified": (profile.trait_provenance.get(key) or {}).get("is_verified", False),
         }
-        for key, value in sorted(profile.traits.items())
+        for key, value in sorted(profile.clear_traits.items())
     ]
     consent = [
         {"purpose": purpose, **entry, "source": sources.get(entry.get("source_id"))}

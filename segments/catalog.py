@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 
 from consent.domain import PURPOSES
+from consent.sealing import is_sealed_key
 from identity.models import IdentifierType
 from profiles.contracts import DEFAULT_CONTRACTS
 from profiles.models import EventContract, Profile, SchemaDrift
@@ -107,7 +108,16 @@ def trait_catalog(*, sample_size: int = TRAIT_SAMPLE_SIZE) -> list[TraitInfo]:
         counts[key] = counts.get(key, 0) + count
     # Keep the most widespread keys when there are very many.
     keys = sorted(counts, key=lambda key: (-counts[key], key))[:MAX_TRAIT_KEYS]
-    return [TraitInfo(key=key, kinds=tuple(sorted(kinds[key])), profiles=counts[key]) for key in sorted(keys)]
+    # Personal traits hold tokens (consent/sealing.py): "personal" tells the builder to compare whole
+    # values and to read typed numbers as numbers (birth_month 12, not "12").
+    return [
+        TraitInfo(
+            key=key,
+            kinds=("personal",) if is_sealed_key(key) else tuple(sorted(kinds[key])),
+            profiles=counts[key],
+        )
+        for key in sorted(keys)
+    ]
 
 
 def event_catalog() -> list[EventInfo]:

@@ -29,6 +29,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from consent.sealing import comparison_value, is_sealed_key
 from identity.models import Identifier
 from profiles.models import Event, Profile
 from segments.domain import ISO_INSTANT_PATTERN, condition_kind, parse_iso_instant
@@ -307,7 +308,11 @@ class _Compiler:
         return Q(Exists(rows.filter(_json_condition("value", (), op, value, self.now))))
 
     def kind_trait(self, condition, stack):
-        return _json_condition("traits", (condition["trait"],), condition["op"], condition.get("value"), self.now)
+        key, op, value = condition["trait"], condition["op"], condition.get("value")
+        if is_sealed_key(key) and op in ("eq", "neq", "in"):
+            # Personal traits hold tokens: compare with the token of the value.
+            value = [comparison_value(key, item) for item in value] if op == "in" else comparison_value(key, value)
+        return _json_condition("traits", (key,), op, value, self.now)
 
     def _events(self, step: dict, profile_ref) -> QuerySet:
         return Event.objects.filter(profile_id=profile_ref, type=step["event"]).filter(

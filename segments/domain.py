@@ -42,6 +42,8 @@ TRAIT_OPERATORS = (
     "after",
     "within_last_days",
 )
+# Personal traits are sealed (consent/sealing.py): only whole-value comparisons work on their tokens.
+SEALED_TRAIT_OPERATORS = ("eq", "neq", "in", "exists")
 PROPERTY_OPERATORS = ("eq", "neq", "in", "contains", "exists", "gt", "gte", "lt", "lte")
 COUNT_OPERATORS = ("eq", "gt", "gte", "lt", "lte")
 MERGE_CONFIDENCE_OPERATORS = ("gt", "gte", "lt", "lte")
@@ -298,7 +300,17 @@ class _Validator:
         self._comparison(condition, path, TRAIT_OPERATORS, "computed trait")
 
     def kind_trait(self, condition, path, depth):
-        self._key(condition["trait"], _join(path, "trait"), "trait")
+        from consent.sealing import is_sealed_key
+
+        key, op = condition["trait"], condition.get("op")
+        self._key(key, _join(path, "trait"), "trait")
+        if isinstance(key, str) and is_sealed_key(key) and op in TRAIT_OPERATORS and op not in SEALED_TRAIT_OPERATORS:
+            self.error(
+                _join(path, "op"),
+                f"The trait '{key[:50]}' is personal data, encrypted at rest: compare whole values with "
+                f"{_listing(SEALED_TRAIT_OPERATORS)} (any letter case), not '{op}'.",
+            )
+            return
         self._comparison(condition, path, TRAIT_OPERATORS, "trait")
 
     def _event_type(self, event_type, path):

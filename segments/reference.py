@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from consent.sealing import comparison_value, is_sealed_key
 from segments.domain import condition_kind, is_number, parse_iso_instant
 
 _MISSING = object()
@@ -150,8 +151,11 @@ def _matches(data: ProfileData, condition: dict, now: datetime, resolve_segment)
     if kind == "not":
         return not _matches(data, condition["not"], now, resolve_segment)
     if kind == "trait":
-        stored = data.traits.get(condition["trait"], _MISSING)
-        return _value_matches(stored, condition["op"], condition.get("value"), now)
+        key, op, value = condition["trait"], condition["op"], condition.get("value")
+        if is_sealed_key(key) and op in ("eq", "neq", "in"):
+            value = [comparison_value(key, item) for item in value] if op == "in" else comparison_value(key, value)
+        stored = data.traits.get(key, _MISSING)
+        return _value_matches(stored, op, value, now)
     if kind == "computed":
         stored = data.computed.get(condition["computed"], _MISSING)
         return _value_matches(stored, condition["op"], condition.get("value"), now)

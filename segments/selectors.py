@@ -7,6 +7,7 @@ from datetime import datetime
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
+from consent.sealing import unseal_trait_dicts
 from identity.models import IdentifierType
 from profiles.contracts import DEFAULT_CONTRACTS
 from profiles.models import EventContract, Profile
@@ -53,6 +54,7 @@ def segment_preview(*, definition: dict, sample_size: int = 10, now: datetime | 
             :sample_size
         ]
     )
+    unseal_trait_dicts(sample)  # callers show them masked; masking needs the value, not its token
     return {"count": audience.count(), "sample": sample, "profiles": Profile.objects.filter(status="active").count()}
 
 

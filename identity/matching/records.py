@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
+from consent.sealing import unseal_trait_pairs
 from identity.matching import domain
 from identity.models import Identifier
 from profiles.models import Profile
@@ -22,7 +23,7 @@ def _chunks(ids: list[int], size: int = ID_CHUNK) -> Iterator[list[int]]:
 
 def records_for(profile_ids: Iterable[int]) -> dict[int, domain.MatchRecord]:
     """Match records of these profiles (a bounded set: one chunk of candidate pairs)."""
-    records = {}
+    records, sealed = {}, {}
     for chunk in _chunks(sorted(set(profile_ids))):
         emails, phones = defaultdict(list), defaultdict(list)
         identifiers = (
@@ -33,7 +34,8 @@ def records_for(profile_ids: Iterable[int]) -> dict[int, domain.MatchRecord]:
         for identifier in identifiers:
             target = emails if identifier.identifier_type.slug == EMAIL else phones
             target[identifier.profile_id].append(identifier.display_value)  # decrypts PII in memory only
-        for profile_id, traits in Profile.objects.filter(pk__in=chunk).values_list("id", "traits"):
+        pairs = Profile.objects.filter(pk__in=chunk).values_list("id", "traits")
+        for profile_id, traits in unseal_trait_pairs(pairs, cache=sealed):  # names are sealed traits
             records[profile_id] = domain.normalise_record(
                 profile_id, traits, emails=emails[profile_id], phones=phones[profile_id]
             )
@@ -58,5 +60,5 @@ def term_frequencies(queryset) -> domain.TermFrequencies:
     Reads traits only (names and postcodes are traits), a chunk at a time: memory follows the
     distinct values, not the profiles.
     """
-    rows = queryset.order_by().values_list("id", "traits").iterator(chunk_size=2000)
+    rows = unseal_trait_pairs(queryset.order_by().values_list("id", "traits").iterator(chunk_size=2000), cache={})
     return domain.term_frequencies(domain.normalise_record(profile_id, traits) for profile_id, traits in rows)

@@ -73,7 +73,7 @@ class ProfileDetailSerializer(serializers.ModelSerializer):
         slugs = self.context["source_slugs"]
         reveal = _reveals(self)
         result = {}
-        for key, value in sorted(profile.traits.items()):
+        for key, value in sorted(profile.clear_traits.items()):
             entry = profile.trait_provenance.get(key) or {}
             result[key] = {
                 "value": value if reveal else pii.mask_value(key, value),

@@ -1,5 +1,10 @@
 """Source audit API routes (under /api/v1/)."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from profiles.api.views_source_audit import SourceAuditRunView, SourceAuditView
+
+urlpatterns = [
+    path("sources/audit/", SourceAuditView.as_view(), name="source-audit"),
+    path("sources/audit/run/", SourceAuditRunView.as_view(), name="source-audit-run"),
+]

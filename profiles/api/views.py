@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from cdp_site import pii
 from cdp_site.audit import actor_of, audit_record
 from cdp_site.permissions import require_permissions
+from consent.sealing import profiles_unseal
 from identity import domain
 from identity.models import Merge
 from identity.selectors import identifier_find, parse_identifier_query
@@ -47,6 +48,11 @@ class ProfileViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def list(self, request, *args, **kwargs):
         request.resolved_identifiers = self._resolve_identifier(request.query_params.get("identifier"))
         return super().list(request, *args, **kwargs)
+
+    def paginate_queryset(self, queryset):
+        # Names are sealed traits: decrypt the page's in one vault query, not one per row.
+        page = super().paginate_queryset(queryset)
+        return profiles_unseal(page) if page is not None else None
 
     @staticmethod
     def _resolve_identifier(text):

@@ -815,3 +815,17 @@ def test_admin_hides_secrets_and_keeps_records_read_only(
     assert response.status_code == 302
     destination.refresh_from_db()
     assert destination.secret_values == {"signing_secret": WEBHOOK_SECRET}  # untouched by the admin
+
+
+def test_an_owner_is_assigned_on_the_edit_page_and_defaults_to_the_creator(client, make_user, webhook_destination):
+    destination = webhook_destination(UNREACHABLE, slug="hook")
+    engineer, colleague = make_user("integration_engineer"), make_user("integration_engineer")
+    make_user("marketer", is_active=False)  # deactivated accounts are not offered
+    client.force_login(engineer)
+    url = reverse("activations:destination_edit", args=["hook"])
+    form = client.get(url).context["form"]
+    assert set(form.fields["owner"].queryset) == {engineer, colleague}
+    data = destination_post(name="Hook", secrets="", fields=form["fields"].value(), owner=str(colleague.pk))
+    assert client.post(url, data).status_code == 302
+    destination.refresh_from_db()
+    assert destination.owner == colleague  # the pilot gates' owners check reads this

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from activations.models import SyncRun
 from cdp_site.operations_metrics import collect_figures, prometheus_text
+from consent.requests_models import PrivacyRequest, PrivacyRequestStep
 from identity.models import IdentityLink
 from profiles.models import RawEvent, SchemaDrift
 from profiles.sources import source_create
@@ -171,3 +172,76 @@ def test_operations_api(api, client, seeded):
 
 def test_schema_generates_without_warnings():
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
+
+
+# -- added with the health dashboard: quarantine rate, match rate per source, deletion propagation, alerts --
+
+
+def _deletion_step(now, outcome, sent, applied, *, days_ago=1, kind="deletion"):
+    request = PrivacyRequest.objects.create(
+        kind=kind, regulation="gdpr", received_at=now - timedelta(days=days_ago), due_at=now + timedelta(days=30)
+    )
+    started = now - timedelta(days=days_ago)
+    return PrivacyRequestStep.objects.create(
+        request=request,
+        name="destinations",
+        started_at=started,
+        finished_at=started + timedelta(seconds=2),
+        outcome=outcome,
+        detail={"outcomes": [], "sent": sent, "applied": applied, "failed": sent - applied},
+    )
+
+
+def test_deletion_propagation_success(db):
+    now = timezone.now()
+    assert collect_figures(now=now)["deletion"]["propagation"]["success_ratio"] is None  # nothing ran yet
+    _deletion_step(now, PrivacyRequestStep.OK, 3, 3)
+    _deletion_step(now, PrivacyRequestStep.OK, 2, 2)
+    _deletion_step(now, PrivacyRequestStep.FAILED, 4, 1)
+    _deletion_step(now, PrivacyRequestStep.FAILED, 9, 0, days_ago=40)  # outside the 30 days
+    propagation = collect_figures(now=now)["deletion"]["propagation"]
+    assert propagation == {
+        "window_days": 30,
+        "steps_succeeded": 2,
+        "steps_failed": 1,
+        "success_ratio": 0.6667,
+        "operations_sent": 9,
+        "operations_applied": 6,
+    }
+    metrics = parse_prometheus(prometheus_text(collect_figures(now=now)))
+    assert metrics["cdp_deletion_propagation_success_ratio"]["samples"] == {(): 0.6667}
+    assert metrics["cdp_deletion_propagation_steps"]["samples"] == {
+        (("outcome", "succeeded"),): 2,
+        (("outcome", "failed"),): 1,
+    }
+
+
+def test_quarantine_ratio_match_rates_and_open_alerts(seeded):
+    from cdp_site.alerts import alert_rule_save
+    from cdp_site.operations_models import Alert
+    from identity.metrics import identity_metrics_snapshot
+
+    identity_metrics_snapshot()
+    rule = alert_rule_save(
+        actor="test", name='Pending "now"', metric="ingestion_pending", comparison="above", threshold=0, consecutive=1
+    )
+    Alert.objects.create(rule=rule, value_at_raise=1, last_value=1, raised_at=seeded["now"])
+    figures = collect_figures(now=seeded["now"])
+    hour = figures["ingestion"]["last_hour"]
+    assert hour["quarantined"] == 1 and hour["failed"] == 0
+    assert hour["quarantine_ratio"] == round(1 / hour["received"], 4)
+    rates = figures["identity"]["source_match_rates"]
+    assert set(rates) == {seeded["source"].slug, seeded["stale"].slug}
+    assert figures["identity"]["coverage_rate"] == figures["identity"]["match_rate"]
+    assert figures["alerts"]["open"] == 1
+    metrics = parse_prometheus(prometheus_text(figures))
+    assert metrics["cdp_ingestion_quarantine_ratio"]["samples"][()] == hour["quarantine_ratio"]
+    # The stale source has no profile: no rate (None), so no sample.
+    assert rates[seeded["stale"].slug] is None
+    assert metrics["cdp_identity_source_match_rate_ratio"]["samples"] == {
+        (("source", seeded["source"].slug),): rates[seeded["source"].slug]
+    }
+    assert metrics["cdp_alerts_open"]["samples"] == {(): 1}
+    assert metrics["cdp_alert_open"]["samples"] == {
+        (("rule_id", str(rule.pk)), ("rule", 'Pending "now"'), ("metric", "ingestion_pending"), ("label", "")): 1
+    }

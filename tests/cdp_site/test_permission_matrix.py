@@ -146,8 +146,31 @@ MATRIX = {
     "prometheus-metrics": get(IE),
     "operations-metrics": get(IE),
     # -- source audit, scorecard, integration plan --------------------------------------------------
+    "source_audit:audit": get(IE),
+    "source_audit:source_audit": get(IE, kwargs=_slug("source")),
+    "source_audit:integration_plan": get(IE),
+    "source_audit:run": post(IE),
+    "source-audit": get(IE),
+    "source-audit-run": post(IE),
     # -- health dashboard, trends, alerts -----------------------------------------------------------
+    "operations:dashboard": get(*EVERYONE),
+    "operations:alert_list": get(*EVERYONE),
+    "operations:alert_rule_new": get(IE),
+    "operations:alert_rule_edit": get(IE, kwargs=_pk("alert_rule")),
+    "operations:alert_rule_delete": post(IE, kwargs=_pk("alert_rule")),
+    "operations:alert_acknowledge": post(IE, kwargs=_pk("alert")),
+    "operations-trends": get(*EVERYONE),
+    "operations-alerts": get(*EVERYONE),
+    "operations-alert-rule-list": get(*EVERYONE),
+    "operations-alert-rule-detail": get(*EVERYONE, kwargs=_pk("alert_rule")),
     # -- pilot gates, handoff pack ------------------------------------------------------------------
+    "pilot:gates": get(M, PO, IE),
+    "pilot:signoff_new": post(PO, IE),
+    "pilot:settings": post(IE),
+    "pilot:handoff": get(IE),
+    "pilot:handoff_download": get(IE),
+    "pilot-gates": get(M, PO, IE),
+    "pilot-handoff": get(IE),
     # -- segments ---------------------------------------------------------------------------------
     "segments:segment_list": get(M),
     "segments:segment_new": get(M),
@@ -392,6 +415,18 @@ class World:
     @cached_property
     def retention_class(self):
         return apps.get_model("cdp_site", "RetentionPolicy").objects.order_by("data_class").first().data_class
+
+    @cached_property
+    def alert_rule(self):
+        return apps.get_model("cdp_site", "AlertRule").objects.create(
+            name="Errors", metric="ingestion_error_ratio", threshold=0.05, created_by="test"
+        )
+
+    @cached_property
+    def alert(self):
+        return apps.get_model("cdp_site", "Alert").objects.create(
+            rule=self.alert_rule, value_at_raise=0.5, last_value=0.5, raised_at=timezone.now()
+        )
 
 
 @pytest.fixture

@@ -202,6 +202,7 @@ def test_roles_that_may_see_personal_data_reveal_it_per_profile_and_it_is_logged
         "fields": [
             "identifier:email",
             "identifier:phone",
+            "trait:birth_month",  # derived from the birthday, sealed like it
             "trait:birthday",
             "trait:first_name",
             "trait:last_name",

@@ -256,7 +256,7 @@ def test_consent_records_and_traits_survive_with_their_raw_event(send):
     assert (record.raw_event_id, record.purpose, record.is_granted) == (received.pk, "email_marketing", True)
     assert TraitValue.objects.filter(raw_event=received, key="first_name").exists()
     profile = Profile.objects.get(pk=record.profile_id)
-    assert profile.consent["email_marketing"]["is_granted"] is True and profile.traits["first_name"] == "Ana"
+    assert profile.consent["email_marketing"]["is_granted"] is True and profile.clear_traits["first_name"] == "Ana"
 
 
 # -- policy changes --------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def test_traits_with_mixed_kinds_dates_and_counts():
     profile({"city": 75})
     profile({"secret": "x"}, status=Profile.MERGED)  # not an active profile: not offered
     assert trait_catalog() == [
-        TraitInfo("address", ("object",), 1),
+        TraitInfo("address", ("personal",), 1),  # personal: sealed, whole values only
         TraitInfo("age", ("number", "string"), 3),
         TraitInfo("city", ("number", "string"), 3),
         TraitInfo("score", ("number",), 1),

@@ -31,7 +31,7 @@ from consent.fields import EncryptedTextField
 
 BATCH_SIZE = 1000
 # Plain text fields whose values are Fernet tokens written by hand (see Identifier.stored_values).
-TOKEN_COLUMNS = {("identity.identifier", "encrypted_value")}
+TOKEN_COLUMNS = {("identity.identifier", "encrypted_value"), ("consent.sealedvalue", "ciphertext")}
 MAX_REPORTED_IDS = 10
 
 

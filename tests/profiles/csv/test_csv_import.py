@@ -75,12 +75,12 @@ def test_command_imports_rows_as_raw_events_then_profiles(csv_source, csv_file, 
     )
     ada = identifier_find(type_slug="email", raw_value="ada@example.com").profile
     assert ada == identifier_find(type_slug="phone", raw_value="+442079460958").profile
-    assert ada.traits["first_name"] == "Ada" and ada.consent["email_marketing"]["is_granted"] is True
+    assert ada.clear_traits["first_name"] == "Ada" and ada.consent["email_marketing"]["is_granted"] is True
     assert ada.lifetime_revenue == Decimal("12.50")
     event = Event.objects.get(profile=ada)
     assert event.occurred_at.isoformat() == "2025-03-01T00:00:00+00:00"  # midnight London in winter is UTC
     grace = identifier_find(type_slug="email", raw_value="grace@example.com").profile
-    assert grace.traits["first_name"] == "Grace, Rear Admiral" and grace.lifetime_revenue == Decimal("1200.00")
+    assert grace.clear_traits["first_name"] == "Grace, Rear Admiral" and grace.lifetime_revenue == Decimal("1200.00")
     assert Event.objects.get(profile=grace).properties["total"] == 1200.0
 
 

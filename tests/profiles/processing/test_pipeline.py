@@ -29,7 +29,7 @@ def test_events_sharing_an_email_become_one_profile(send):
     assert Profile.objects.filter(status=Profile.ACTIVE).count() == 1
     profile = profile_of("phone", "+442079460958")
     assert profile == profile_of("user_id", "u1") == profile_of("email", "ADA@example.com")
-    assert profile.traits == {"first_name": "Ada"}
+    assert profile.clear_traits == {"first_name": "Ada"}
     assert set(profile.identifiers.values_list("identifier_type__slug", flat=True)) == {"email", "user_id", "phone"}
     assert Event.objects.filter(profile=profile).count() == 2
     assert set(RawEvent.objects.values_list("status", flat=True)) == {RawEvent.PROCESSED}
@@ -184,7 +184,7 @@ def test_verified_trait_is_never_overwritten_by_an_inferred_one(send):
     raw_events_process()
 
     profile = profile_of("user_id", "v")
-    assert profile.traits["email"] == "v@old.example"
+    assert profile.clear_traits["email"] == "v@old.example"
     assert profile.trait_provenance["email"]["is_verified"] is True
     # Source priority beats recency.
     assert profile.traits["city"] == "Oslo"

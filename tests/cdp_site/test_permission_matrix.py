@@ -164,6 +164,7 @@ MATRIX = {
     "operations-alert-rule-list": get(*EVERYONE),
     "operations-alert-rule-detail": get(*EVERYONE, kwargs=_pk("alert_rule")),
     # -- pilot gates, handoff pack ------------------------------------------------------------------
+    # -- security: API tokens, login (issue 8) --------------------------------------------------------
     "pilot:gates": get(M, PO, IE),
     "pilot:signoff_new": post(PO, IE),
     "pilot:settings": post(IE),

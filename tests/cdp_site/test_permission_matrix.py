@@ -164,7 +164,6 @@ MATRIX = {
     "operations-alert-rule-list": get(*EVERYONE),
     "operations-alert-rule-detail": get(*EVERYONE, kwargs=_pk("alert_rule")),
     # -- pilot gates, handoff pack ------------------------------------------------------------------
-    # -- security: API tokens, login (issue 8) --------------------------------------------------------
     "pilot:gates": get(M, PO, IE),
     "pilot:signoff_new": post(PO, IE),
     "pilot:settings": post(IE),
@@ -172,6 +171,7 @@ MATRIX = {
     "pilot:handoff_download": get(IE),
     "pilot-gates": get(M, PO, IE),
     "pilot-handoff": get(IE),
+    # -- security: API tokens, login (issue 8) --------------------------------------------------------
     # -- segments ---------------------------------------------------------------------------------
     "segments:segment_list": get(M),
     "segments:segment_new": get(M),

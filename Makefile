@@ -6,7 +6,11 @@ PORT ?= 8000
 # Test workers: pytest-xdist, one per core.
 TEST_WORKERS ?= auto
 
-.PHONY: run test install lint bench clean
+# The browser tests drive Debian's chromium (Playwright, from requirements-dev.txt, uses it as is and
+# downloads nothing). Installed here when missing and we are root; otherwise those tests say they were skipped.
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test install lint bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +30,15 @@ run: $(VENV)/.runtime
 	$(BIN)/python manage.py demo_setup
 	$(BIN)/python manage.py serve --port $(PORT)
 
-test: $(VENV)/.dev
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium for the browser tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "Could not install chromium: the browser tests will be skipped"; \
+	fi
+
+test: $(VENV)/.dev chromium
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev

@@ -7,10 +7,21 @@ from cdp_site.models import Alert, AlertRule, ApiToken, AuditEntry, OperationsSn
 class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are issued by `manage.py create_api_token`; here they can be read and revoked."""
 
-    list_display = ["token_prefix", "user", "name", "is_active", "created_at", "last_used_at"]
+    list_display = ["token_prefix", "user", "name", "scopes", "is_active", "expires_at", "revoked_at", "last_used_at"]
     list_filter = ["is_active"]
-    fields = ["user", "name", "token_prefix", "is_active", "created_at", "last_used_at"]
-    readonly_fields = ["user", "token_prefix", "created_at", "last_used_at"]
+    fields = [
+        "user",
+        "name",
+        "token_prefix",
+        "scopes",
+        "is_active",
+        "expires_at",
+        "revoked_at",
+        "created_at",
+        "last_used_at",
+    ]
+    # Unticking "is active" revokes; scopes and expiry are set when the token is issued.
+    readonly_fields = ["user", "token_prefix", "scopes", "expires_at", "revoked_at", "created_at", "last_used_at"]
 
     def has_add_permission(self, request):
         return False

@@ -3,10 +3,26 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+API_TOKEN_SCOPES = {
+    "read": "GET, HEAD and OPTIONS on the REST API (and the metrics endpoints)",
+    "write": "POST, PUT, PATCH and DELETE on the REST API",
+    "metrics": "only GET /metrics and /api/v1/operations/metrics/ (a Prometheus scraper)",
+}
+
+
+def api_token_all_scopes() -> list[str]:
+    """Every scope: what a token had before scopes existed, and what `issue()` gives by default."""
+    return sorted(API_TOKEN_SCOPES)
 
 
 class ApiToken(models.Model):
-    """A REST API token. Only a SHA-256 of the token is stored; the token is shown once."""
+    """A REST API token. Only a SHA-256 of the token is stored; the token is shown once.
+
+    A token carries scopes (what kind of request it may make), may expire, and is revoked by
+    setting `revoked_at` (or clearing `is_active`, the admin's switch); the user's role permissions
+    still decide what it may reach."""
 
     PREFIX = "cdp_"
 
@@ -14,9 +30,12 @@ class ApiToken(models.Model):
     name = models.CharField(max_length=100, blank=True)
     token_hash = models.CharField(max_length=64, unique=True)
     token_prefix = models.CharField(max_length=12)
+    scopes = models.JSONField(default=api_token_all_scopes, help_text="Any of: read, write, metrics.")
     created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-    is_active = models.BooleanField(default=True)
+    is_active = models.BooleanField(default=True, help_text="Untick to revoke.")
 
     def __str__(self):
         return f"{self.token_prefix}… ({self.user})"
@@ -26,10 +45,31 @@ class ApiToken(models.Model):
         return hashlib.sha256(token.encode()).hexdigest()
 
     @classmethod
-    def issue(cls, *, user, name: str = "") -> tuple["ApiToken", str]:
+    def issue(cls, *, user, name: str = "", scopes: list[str] | None = None, expires_at=None) -> tuple["ApiToken", str]:
+        scopes = api_token_all_scopes() if scopes is None else sorted(set(scopes))
+        unknown = set(scopes) - set(API_TOKEN_SCOPES)
+        if unknown or not scopes:
+            raise ValueError(f"scopes must be a non-empty subset of {', '.join(sorted(API_TOKEN_SCOPES))}")
         token = cls.PREFIX + secrets.token_urlsafe(32)
-        row = cls.objects.create(user=user, name=name, token_hash=cls.hash_token(token), token_prefix=token[:10])
+        row = cls.objects.create(
+            user=user,
+            name=name,
+            token_hash=cls.hash_token(token),
+            token_prefix=token[:10],
+            scopes=scopes,
+            expires_at=expires_at,
+        )
         return row, token
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None or not self.is_active
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+    def has_scope(self, *any_of: str) -> bool:
+        return bool(set(self.scopes or ()) & set(any_of))
 
 
 class AuditEntry(models.Model):

@@ -14,6 +14,7 @@ from django.utils import timezone
 from segments import domain
 from segments.models import Segment, SegmentVersion
 from segments.selectors import definition_context
+from segments.tasks import enqueue_membership_refresh
 
 
 class SegmentDefinitionInvalid(ValueError):
@@ -77,6 +78,7 @@ def segment_create(
     version = _version_write(segment=segment, definition=definition, note=note, author=author, now=now)
     segment.published_version = version
     segment.save(update_fields=["published_version"])
+    transaction.on_commit(lambda: enqueue_membership_refresh(segment_id=segment.pk))
     return segment
 
 
@@ -122,6 +124,9 @@ def segment_publish(*, segment: Segment, version: SegmentVersion) -> Segment:
     segment.published_version = version
     segment.updated_at = timezone.now()
     segment.save(update_fields=["published_version", "updated_at"])
+    # Members follow the new definition now, not at the next scheduled refresh: a sync started right
+    # after publishing must not send the previous version's audience.
+    transaction.on_commit(lambda: enqueue_membership_refresh(segment_id=segment.pk))
     return segment
 
 

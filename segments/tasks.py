@@ -15,6 +15,25 @@ def segment_memberships_refresh_task() -> dict:
     }
 
 
+def segment_membership_refresh_task(*, segment_id: int) -> int:
+    """One segment's members, after it was published (safe to run twice)."""
+    from segments.membership import segment_membership_refresh
+    from segments.models import Segment
+
+    segment = Segment.objects.filter(pk=segment_id).first()
+    return segment_membership_refresh(segment=segment).members if segment is not None else 0
+
+
+def enqueue_membership_refresh(*, segment_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task(
+        "segments.tasks.segment_membership_refresh_task",
+        segment_id=segment_id,
+        q_options={"task_name": f"segment_membership_refresh_{segment_id}"},
+    )
+
+
 def profiles_reevaluate_task(*, profile_ids: list[int], event_types: list[str], trait_keys: list[str]) -> int:
     return profiles_reevaluate(profile_ids=profile_ids, event_types=event_types, trait_keys=trait_keys)
 

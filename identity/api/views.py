@@ -1,6 +1,7 @@
 """Merges, unmerges and the review queue over the REST API. Writes go through identity.services."""
 
 import django_filters
+from django import forms
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status, viewsets
@@ -35,8 +36,16 @@ def _conflict(error: IdentityActionError) -> Response:
     return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
 
 
+class ProfileIdFilter(django_filters.NumberFilter):
+    """A whole, in-range id: a Decimal like -3.6e274 overflowed SQLite's INTEGER (a 500) before."""
+
+    field_class = forms.IntegerField
+
+
 class MergeFilter(django_filters.FilterSet):
-    profile = django_filters.NumberFilter(method="filter_profile", help_text="Merges a profile took part in.")
+    profile = ProfileIdFilter(
+        method="filter_profile", min_value=1, max_value=2**63 - 1, help_text="Merges a profile took part in."
+    )
     rule = django_filters.CharFilter()
     unmerged = django_filters.BooleanFilter(field_name="unmerged_at", lookup_expr="isnull", exclude=True)
 

@@ -2,7 +2,8 @@
 
 It authenticates, validates and stores; processing happens in workers. Errors are JSON
 {"code": ..., "message": ...}, the shape the SDKs parse. A batch with any invalid message is
-refused whole (400), as Segment does, so nothing is half-written.
+refused whole (400), as Segment does, so nothing is half-written. When the database is unreachable
+the answer is 503 with Retry-After (SDKs retry; messageId deduplicates what was stored already).
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
+import math
 import time
 import uuid
 import zlib
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -24,8 +29,17 @@ from profiles.ingest import IncomingEvent, raw_events_store
 from profiles.models import Source
 from profiles.sources import source_for_write_key
 
+logger = logging.getLogger(__name__)
+
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 MAX_MESSAGE_ID = 100
+# Deeper than any real payload; bounds every recursive walk over it later (mappers, JSON columns).
+MAX_JSON_DEPTH = 64
+# What a lost or refused database connection raises; the client should retry, not see a 500.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+DATABASE_RETRY_AFTER_SECONDS = 5
+IDENTITY_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
+OBJECT_FIELDS = ("traits", "properties", "context", "integrations")
 _SOURCE_CACHE_SECONDS = 30
 _source_cache: dict[str, tuple[float, Source | None]] = {}
 
@@ -43,10 +57,96 @@ def error_response(error: TrackingError) -> JsonResponse:
     return response
 
 
+def database_unavailable_response(error: Exception, *, where: str) -> JsonResponse:
+    """503 + Retry-After: the sender keeps the message and retries; a redelivery of anything that did
+    get stored is deduplicated, so nothing acknowledged is lost and nothing is stored twice."""
+    logger.warning("ingest_database_unavailable where=%s error=%s", where, type(error).__name__)
+    return error_response(
+        TrackingError(
+            503,
+            "database_unavailable",
+            f"Storage is temporarily unavailable; retry after {DATABASE_RETRY_AFTER_SECONDS} seconds.",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+    )
+
+
+class JsonRejected(ValueError):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _reject_constant(name: str):
+    raise JsonRejected("invalid_json", f"{name} is not a JSON number.")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise JsonRejected("invalid_json", f"Number {text[:40]} is out of range.")
+    return value
+
+
+def json_object_load(body: bytes) -> dict:
+    """Strict JSON for storage: an object, no NaN/Infinity, at most MAX_JSON_DEPTH levels, and no
+    string (key or value) that PostgreSQL's jsonb or UTF-8 cannot hold (NUL, lone surrogates).
+    Raises JsonRejected with a message that says what was wrong. Shared by the webhook view."""
+    try:
+        document = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+    except JsonRejected:
+        raise
+    except RecursionError as error:
+        raise JsonRejected("too_deep", f"JSON nests deeper than {MAX_JSON_DEPTH} levels.") from error
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, an integer of too many digits
+        raise JsonRejected("invalid_json", f"Body is not valid JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise JsonRejected("invalid_json", "Body must be a JSON object.")
+    _check_storable(document)
+    return document
+
+
+def _check_storable(document: dict) -> None:
+    stack = [(document, 1, "$")]
+    while stack:
+        value, depth, path = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise JsonRejected("too_deep", f"JSON nests deeper than {MAX_JSON_DEPTH} levels (at {path[:200]}).")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_string(key, f"{path}.{key[:50]!r}")
+                if isinstance(item, dict | list):
+                    stack.append((item, depth + 1, f"{path}.{key[:50]}"))
+                elif isinstance(item, str):
+                    _check_string(item, f"{path}.{key[:50]}")
+        else:
+            for index, item in enumerate(value):
+                if isinstance(item, dict | list):
+                    stack.append((item, depth + 1, f"{path}[{index}]"))
+                elif isinstance(item, str):
+                    _check_string(item, f"{path}[{index}]")
+
+
+def _check_string(text: str, path: str) -> None:
+    if "\x00" in text:
+        raise JsonRejected("invalid_string", f"{path[:200]}: strings may not contain NUL (\\u0000).")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise JsonRejected("invalid_string", f"{path[:200]}: not valid Unicode (a lone surrogate).") from error
+
+
 @csrf_exempt
 def tracking_call(request, call_type: str):
     if request.method != "POST":
         return JsonResponse({"code": "method_not_allowed", "message": "Use POST."}, status=405)
+    try:
+        return _tracking_call(request, call_type)
+    except DATABASE_UNAVAILABLE as error:
+        return database_unavailable_response(error, where="tracking")
+
+
+def _tracking_call(request, call_type: str):
     try:
         body = _read_body(request)
         document = _parse(body)
@@ -67,7 +167,10 @@ def tracking_call(request, call_type: str):
 
 def _read_body(request) -> bytes:
     limit = settings.TRACKING_MAX_BATCH_BYTES
-    raw = request.body
+    try:
+        raw = request.body
+    except RequestDataTooBig as error:
+        raise TrackingError(400, "batch_too_large", f"Body exceeds {limit // 1024} KB.") from error
     if request.headers.get("Content-Encoding", "").lower() == "gzip":
         # Bounded decompression: a small gzip bomb must not inflate past the batch limit.
         decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -84,12 +187,9 @@ def _read_body(request) -> bytes:
 
 def _parse(body: bytes) -> dict:
     try:
-        document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise TrackingError(400, "invalid_json", f"Body is not valid JSON: {error}") from error
-    if not isinstance(document, dict):
-        raise TrackingError(400, "invalid_json", "Body must be a JSON object.")
-    return document
+        return json_object_load(body)
+    except JsonRejected as error:
+        raise TrackingError(400, error.code, error.message) from error
 
 
 def _write_key(request, document: dict) -> str:
@@ -97,10 +197,11 @@ def _write_key(request, document: dict) -> str:
     if header.lower().startswith("basic "):
         try:
             decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # ValueError: a non-ASCII header; UnicodeDecodeError is one too
             decoded = ""
         return decoded.partition(":")[0]
-    return str(document.get("writeKey") or request.headers.get("X-Write-Key") or "")
+    write_key = document.get("writeKey") or request.headers.get("X-Write-Key") or ""
+    return write_key if isinstance(write_key, str) else ""
 
 
 def _authenticate(request, document: dict) -> Source:
@@ -140,6 +241,7 @@ def _messages(call_type: str, document: dict, *, max_batch: int) -> list[dict]:
             if not isinstance(item, dict):
                 raise TrackingError(400, "invalid_message", f"batch[{index}] is not an object.")
             message = dict(item)
+            _check_objects(message, f"batch[{index}]")
             if shared_context or "context" in message:
                 message["context"] = {**shared_context, **(message.get("context") or {})}
             if shared_integrations or "integrations" in message:
@@ -169,9 +271,11 @@ def _validated(message: dict, where: str, call_type) -> dict:
         raise TrackingError(400, "missing_group_id", f"{where}: a group call needs a 'groupId'.")
     if call_type == "alias" and not (message.get("previousId") and message.get("userId")):
         raise TrackingError(400, "missing_alias_ids", f"{where}: an alias call needs 'previousId' and 'userId'.")
-    for name in ("traits", "properties", "context"):
-        if name in message and message[name] is not None and not isinstance(message[name], dict):
-            raise TrackingError(400, "invalid_field", f"{where}: '{name}' must be an object.")
+    _check_objects(message, where)
+    for name in IDENTITY_FIELDS:
+        value = message.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int | float)):
+            raise TrackingError(400, "invalid_field", f"{where}: '{name}' must be a string.")
     message_id = message.get("messageId")
     if message_id in (None, ""):
         message["messageId"] = str(uuid.uuid4())
@@ -180,6 +284,12 @@ def _validated(message: dict, where: str, call_type) -> dict:
             400, "invalid_message_id", f"{where}: messageId must be a string of at most 100 characters."
         )
     return message
+
+
+def _check_objects(message: dict, where: str) -> None:
+    for name in OBJECT_FIELDS:
+        if message.get(name) is not None and not isinstance(message[name], dict):
+            raise TrackingError(400, "invalid_field", f"{where}: '{name}' must be an object.")
 
 
 def _check_rate(source: Source, count: int) -> None:

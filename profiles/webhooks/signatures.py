@@ -21,6 +21,19 @@ def _hmac(key: bytes, message: bytes) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()
 
 
+def _matches(expected: str, candidate: str) -> bool:
+    """Constant-time comparison that also takes hostile headers: compare_digest refuses non-ASCII str."""
+    return hmac.compare_digest(expected.encode(), candidate.encode("utf-8", "replace"))
+
+
+def _unix_seconds(value: str) -> int | None:
+    """ASCII digits only, and a sane length: `²` passes str.isdigit() but not int(), and a
+    thousand-digit timestamp cannot be compared with the clock as a float."""
+    if value.isascii() and value.isdigit() and len(value) <= 12:
+        return int(value)
+    return None
+
+
 def _check_timestamp(timestamp: int, now: float, tolerance: int) -> None:
     if abs(now - timestamp) > tolerance:
         raise SignatureError(
@@ -39,13 +52,13 @@ def verify_stripe(*, body: bytes, header: str, secrets: list[str], now: float, t
             timestamp = value
         elif key == "v1":
             signatures.append(value)
-    if timestamp is None or not timestamp.isdigit() or not signatures:
-        raise SignatureError("Stripe-Signature needs t= and at least one v1=")
+    if timestamp is None or _unix_seconds(timestamp) is None or not signatures:
+        raise SignatureError("Stripe-Signature needs t=<unix seconds> and at least one v1=")
     _check_timestamp(int(timestamp), now, tolerance)
     signed = timestamp.encode() + b"." + body
     for secret in secrets:
         expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-        if any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+        if any(_matches(expected, candidate) for candidate in signatures):
             return
     raise SignatureError("no v1 signature matches an active secret")
 
@@ -56,7 +69,7 @@ def verify_shopify(*, body: bytes, header: str, secrets: list[str]) -> None:
         raise SignatureError("missing X-Shopify-Hmac-Sha256 header")
     for secret in secrets:
         expected = base64.b64encode(_hmac(secret.encode(), body)).decode()
-        if hmac.compare_digest(expected, header.strip()):
+        if _matches(expected, header.strip()):
             return
     raise SignatureError("X-Shopify-Hmac-Sha256 does not match an active secret")
 
@@ -68,7 +81,7 @@ def verify_mindbody(*, body: bytes, header: str, secrets: list[str]) -> None:
     candidate = header[len("sha256=") :].strip()
     for secret in secrets:
         expected = base64.b64encode(_hmac(secret.encode(), body)).decode()
-        if hmac.compare_digest(expected, candidate):
+        if _matches(expected, candidate):
             return
     raise SignatureError("X-Mindbody-Signature does not match an active key")
 
@@ -87,13 +100,13 @@ def verify_standard(
     """Standard Webhooks: `webhook-signature: v1,<base64> [v1,<base64> ...]` over "{id}.{timestamp}.{body}"."""
     if not (message_id and timestamp and header):
         raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature header")
-    if not timestamp.isdigit():
+    if _unix_seconds(timestamp) is None:
         raise SignatureError("webhook-timestamp must be Unix seconds", status=400, code="stale_timestamp")
     _check_timestamp(int(timestamp), now, tolerance)
     signed = f"{message_id}.{timestamp}.".encode() + body
     candidates = [part.partition(",")[2] for part in header.split() if part.startswith("v1,")]
     for secret in secrets:
         expected = base64.b64encode(_hmac(_standard_key(secret), signed)).decode()
-        if any(hmac.compare_digest(expected, candidate) for candidate in candidates):
+        if any(_matches(expected, candidate) for candidate in candidates):
             return
     raise SignatureError("no v1 signature matches an active secret")

@@ -1,17 +1,21 @@
-"""POST /webhooks/<source-slug>/: verify as the sender signs, store, answer 200. No processing here."""
+"""POST /webhooks/<source-slug>/: verify as the sender signs, store, answer 200. No processing here.
+
+Every refusal is a JSON {"code", "message"} 4xx and stores nothing; an unreachable database is 503
+with Retry-After (senders retry, and the event id deduplicates what was stored already)."""
 
 from __future__ import annotations
 
-import json
 import time
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from profiles.ingest import IncomingEvent, raw_events_store
 from profiles.models import Source
 from profiles.sources import signing_secrets
+from profiles.tracking.views import DATABASE_UNAVAILABLE, JsonRejected, database_unavailable_response, json_object_load
 from profiles.webhooks import signatures
 from profiles.webhooks.signatures import SignatureError
 
@@ -33,15 +37,29 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
 def webhook_receive(request, slug: str):
     if request.method != "POST":
         return _error(405, "method_not_allowed", "Use POST.")
+    try:
+        return _receive(request, slug)
+    except DATABASE_UNAVAILABLE as error:
+        return database_unavailable_response(error, where="webhook")
+
+
+def _receive(request, slug: str):
     source = Source.objects.filter(slug=slug, is_active=True, kind__in=Source.WEBHOOK_KINDS).first()
     if source is None:
         return _error(404, "unknown_source", f"No active webhook source {slug!r}.")
-    length = int(request.headers.get("Content-Length") or 0)
+    too_large = _error(413, "body_too_large", f"Body exceeds {settings.WEBHOOK_MAX_BODY_BYTES} bytes.")
+    try:
+        length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        return _error(400, "invalid_content_length", "Content-Length must be a whole number of bytes.")
     if length > settings.WEBHOOK_MAX_BODY_BYTES:
-        return _error(413, "body_too_large", f"Body exceeds {settings.WEBHOOK_MAX_BODY_BYTES} bytes.")
-    body = request.body
+        return too_large
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return too_large
     if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
-        return _error(413, "body_too_large", f"Body exceeds {settings.WEBHOOK_MAX_BODY_BYTES} bytes.")
+        return too_large
     content_type = request.content_type or ""
     if content_type != "application/json" and not content_type.endswith("+json"):
         return _error(415, "unsupported_media_type", "Send JSON (Content-Type: application/json).")
@@ -53,11 +71,9 @@ def webhook_receive(request, slug: str):
     except SignatureError as error:
         return _error(error.status, error.code, str(error))
     try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        return _error(400, "invalid_json", f"Body is not valid JSON: {error}")
-    if not isinstance(payload, dict):
-        return _error(400, "invalid_json", "Body must be a JSON object.")
+        payload = json_object_load(body)
+    except JsonRejected as error:
+        return _error(400, error.code, error.message)
     try:
         incoming = _incoming(source.kind, request, payload)
     except ValueError as error:
@@ -113,4 +129,8 @@ def _incoming(kind: str, request, payload: dict) -> IncomingEvent:
         external_id = headers.get("webhook-id")
         topic = str(payload.get("type", ""))
         kept = {"webhook-id": external_id, "webhook-timestamp": headers.get("webhook-timestamp", "")}
+    if isinstance(external_id, bool) or not isinstance(external_id, str | int):
+        raise ValueError("The event id must be a string.")
+    if "\x00" in str(external_id) + str(topic) + "".join(kept.values()):
+        raise ValueError("The event id, topic and headers may not contain NUL.")
     return IncomingEvent(external_id=str(external_id)[:255], payload=payload, topic=str(topic), headers=kept)

@@ -167,7 +167,8 @@ class ComputedTraitViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSe
         payload = ComputedTraitSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
-            trait = computed_trait_create(**payload.validated_data)
+            # event_type is optional in the serializer (predictive kinds read all events).
+            trait = computed_trait_create(**{"event_type": "", **payload.validated_data})
         except ComputedTraitInvalid as error:
             return Response(
                 {"definition": [{"path": e.path, "message": e.message} for e in error.errors]},

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -30,23 +31,77 @@ def test_production_settings_refuse_to_start_without_keys(tmp_path):
     assert "SECRET_KEY" in result.stderr and "PII_ENCRYPTION_KEYS" in result.stderr
 
 
-def test_check_deploy_is_clean_under_production_settings(tmp_path):
+def _production_env(tmp_path) -> dict:
     from cryptography.fernet import Fernet
 
-    result = _run(
-        ["check", "--deploy", "--fail-level", "WARNING"],
-        {
-            "DJANGO_SETTINGS_MODULE": "cdp_site.settings_production",
-            "CDP_VAR_DIR": str(tmp_path),
-            "SECRET_KEY": "x" * 20 + "-production-secret-key-with-enough-entropy-1234567890",
-            "PII_ENCRYPTION_KEYS": f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()}",
-            "PII_BLIND_INDEX_KEY": "blind-index-key-0123456789",
-            "TOMBSTONE_KEY": "tombstone-key-0123456789",
-            "ALLOWED_HOSTS": "cdp.example.com",
-        },
-    )
+    return {
+        "DJANGO_SETTINGS_MODULE": "cdp_site.settings_production",
+        "CDP_VAR_DIR": str(tmp_path),
+        "SECRET_KEY": "x" * 20 + "-production-secret-key-with-enough-entropy-1234567890",
+        "PII_ENCRYPTION_KEYS": f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()}",
+        "PII_BLIND_INDEX_KEY": "blind-index-key-0123456789",
+        "TOMBSTONE_KEY": "tombstone-key-0123456789",
+        "ALLOWED_HOSTS": "cdp.example.com",
+    }
+
+
+def test_check_deploy_is_clean_under_production_settings(tmp_path):
+    # How CI runs it: the production settings module, the environment production needs, warnings fail.
+    result = _run(["check", "--deploy", "--fail-level", "WARNING"], _production_env(tmp_path))
     assert result.returncode == 0, result.stderr + result.stdout
     assert "no issues" in result.stdout
+
+
+SECURITY_SETTINGS = (
+    "DEBUG",
+    "SESSION_COOKIE_SECURE",
+    "SESSION_COOKIE_HTTPONLY",
+    "SESSION_COOKIE_SAMESITE",
+    "CSRF_COOKIE_SECURE",
+    "CSRF_COOKIE_HTTPONLY",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_PROXY_SSL_HEADER",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_CONTENT_TYPE_NOSNIFF",
+    "X_FRAME_OPTIONS",
+    "ALLOWED_HOSTS",
+    "AUTHENTICATION_BACKENDS",
+)
+
+
+def test_production_cookies_are_secure_and_https_is_enforced(tmp_path):
+    script = (
+        "import json; from django.conf import settings; "
+        f"print(json.dumps({{name: getattr(settings, name) for name in {SECURITY_SETTINGS!r}}}))"
+    )
+    result = _run(["shell", "-c", script], _production_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values == {
+        "DEBUG": False,
+        "SESSION_COOKIE_SECURE": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "CSRF_COOKIE_SECURE": True,
+        "CSRF_COOKIE_HTTPONLY": True,
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
+        "SECURE_HSTS_SECONDS": 31536000,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+        "SECURE_CONTENT_TYPE_NOSNIFF": True,
+        "X_FRAME_OPTIONS": "DENY",
+        "ALLOWED_HOSTS": ["cdp.example.com"],
+        "AUTHENTICATION_BACKENDS": ["cdp_site.login_security.LockoutModelBackend"],
+    }
+
+
+def test_rest_framework_denies_by_default():
+    assert settings.REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"] == ["cdp_site.permissions.RoleModelPermissions"]
+    assert settings.REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] == [
+        "cdp_site.authentication.HashedTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ]
 
 
 def test_development_keys_are_generated_once_into_var(tmp_path):

@@ -143,3 +143,15 @@ def test_list_and_page_show_members_last_computed_and_growth(client, make_user, 
     assert "<td>2</td>" in listing and "not yet" not in listing
     page = client.get(reverse("segments:segment_detail", args=["paris"])).content.decode()
     assert "Membership over time" in page and "+2" in page
+
+
+def test_publishing_a_version_refreshes_its_members_right_after_commit(city_people, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        paris = segment_create(slug="paris", name="Paris", definition=PARIS, note="v1", author="u")
+    # The test settings run django-q2 synchronously: the refresh queued on commit has run.
+    assert members(paris) == {city_people[0].pk, city_people[1].pk}
+    with django_capture_on_commit_callbacks(execute=True):
+        segment_version_create(
+            segment=paris, definition={"trait": "city", "op": "eq", "value": "London"}, note="v2", author="u"
+        )
+    assert members(paris) == {city_people[2].pk}  # not the previous version's audience

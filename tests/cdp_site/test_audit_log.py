@@ -5,7 +5,6 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from django.apps import apps
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -16,7 +15,6 @@ from activations.destinations import destination_save, destination_test
 from activations.models import Destination, Sync, SyncRun
 from cdp_site.audit import audit_record
 from cdp_site.models import AuditEntry
-from cdp_site.roles import sync_role_permissions
 from identity.models import IdentityLink, Merge
 from identity.services import IdentityActionError, link_approve, profiles_link
 from profiles.processing import raw_events_process
@@ -31,12 +29,8 @@ UNREACHABLE = "http://127.0.0.1:9/hook"
 
 
 @pytest.fixture(autouse=True)
-def roles(db):
-    """The role permissions as cdp_site/roles.py has them now (a data migration applies them)."""
-    kept = {config.label: config.models_module for config in apps.get_app_configs()}
-    sync_role_permissions(apps)
-    for config in apps.get_app_configs():
-        config.models_module = kept[config.label]
+def _roles(roles):
+    """Every test here reads the current role permissions (tests/conftest.py `roles`)."""
 
 
 def entries(action=None) -> list[AuditEntry]:

@@ -23,7 +23,7 @@ from activations.models import Destination, Sync, SyncRun, Trigger
 from activations.triggers import trigger_save
 from cdp_site.audit import audit_record
 from cdp_site.models import ApiToken, AuditEntry
-from cdp_site.roles import ROLES, sync_role_permissions
+from cdp_site.roles import ROLES
 from identity.models import IdentityLink, Merge, Unmerge
 from identity.services import merge_unmerge, profiles_link
 from profiles.models import CsvImport, Profile, RawEvent
@@ -428,15 +428,6 @@ class World:
         return apps.get_model("cdp_site", "Alert").objects.create(
             rule=self.alert_rule, value_at_raise=0.5, last_value=0.5, raised_at=timezone.now()
         )
-
-
-@pytest.fixture
-def roles(db):
-    """The role permissions as cdp_site/roles.py has them now (a data migration applies them)."""
-    kept = {config.label: config.models_module for config in apps.get_app_configs()}
-    sync_role_permissions(apps)
-    for config in apps.get_app_configs():
-        config.models_module = kept[config.label]
 
 
 @pytest.fixture

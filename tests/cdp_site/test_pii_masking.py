@@ -5,13 +5,11 @@ import json
 import re
 
 import pytest
-from django.apps import apps
 from django.urls import reverse
 from django.utils import timezone
 
 from cdp_site import pii
 from cdp_site.models import AuditEntry
-from cdp_site.roles import sync_role_permissions
 from identity.models import IdentityLink
 from identity.services import profiles_link
 from profiles.models import Profile, RawEvent
@@ -25,12 +23,8 @@ CLEARTEXT = ["ada@example.com", "+442079460958", "Ada", "Lovelace", "1815-12-10"
 
 
 @pytest.fixture(autouse=True)
-def roles(db):
-    """The role permissions as cdp_site/roles.py has them now (a data migration applies them)."""
-    kept = {config.label: config.models_module for config in apps.get_app_configs()}
-    sync_role_permissions(apps)
-    for config in apps.get_app_configs():
-        config.models_module = kept[config.label]
+def _roles(roles):
+    """Every test here reads the current role permissions (tests/conftest.py `roles`)."""
 
 
 @pytest.fixture

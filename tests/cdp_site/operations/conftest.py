@@ -1,17 +1,5 @@
 import pytest
-from django.apps import apps
 from django.test import Client
-
-from cdp_site.roles import sync_role_permissions
-
-
-@pytest.fixture
-def roles(db):
-    """The role permissions as cdp_site/roles.py has them now."""
-    kept = {config.label: config.models_module for config in apps.get_app_configs()}
-    sync_role_permissions(apps)
-    for config in apps.get_app_configs():
-        config.models_module = kept[config.label]
 
 
 @pytest.fixture

@@ -320,7 +320,7 @@ def _address(destination: Destination, connector) -> str:
     return connector.base_url or "(no address set)"
 
 
-def _frequency(sync: Sync) -> str:
+def sync_frequency(sync: Sync) -> str:
     return f"every {sync.schedule_minutes} minutes" if sync.schedule_minutes else "on demand"
 
 
@@ -410,7 +410,7 @@ def runbook() -> list[dict]:
                         "sync": sync,
                         "segment": sync.segment.name,
                         "mode": MODE_LABELS.get(sync.mode, sync.mode),
-                        "frequency": _frequency(sync),
+                        "frequency": sync_frequency(sync),
                         "active": sync.is_active,
                     }
                     for sync in destination.syncs.all()

@@ -36,7 +36,7 @@ from django.utils import timezone
 from activations import domain as activations_domain
 from activations.connectors import connector_for
 from activations.models import Destination, Sync, Trigger
-from activations.selectors import runbook
+from activations.selectors import runbook, sync_frequency
 from cdp_site.pii import MASK, is_pii_key, mask_phone, mask_text, mask_value
 from cdp_site.pilot_gates import CONTRACT_WINDOW_DAYS, GateReport, pilot_gates_evaluate
 from profiles.models import Event, EventContract, RawEvent, Source, TraitValue
@@ -646,7 +646,7 @@ class _Builder:
             trait_keys = set(needs.trait_keys) if needs else set()
             identifier_types = set(needs.identifier_types) if needs else set()
             if kind == "sync":
-                detail, frequency = item.get_mode_display(), _frequency(item)
+                detail, frequency = item.get_mode_display(), sync_frequency(item)
             else:
                 detail, frequency = _trigger_cause(item), "real-time"
             common = [
@@ -723,10 +723,6 @@ def item_holdout(trigger: Trigger):
     if trigger.kind == Trigger.EVENT:
         return trigger.holdout_percent
     return trigger.segment.holdout_percent if trigger.segment is not None else ""
-
-
-def _frequency(sync: Sync) -> str:
-    return f"every {sync.schedule_minutes} minutes" if sync.schedule_minutes else "on demand"
 
 
 def _trigger_cause(trigger: Trigger) -> str:

@@ -9,7 +9,7 @@ from django.urls import NoReverseMatch, reverse
 class MenuEntry:
     label: str
     url_name: str
-    permission: str
+    permission: str  # "": every signed-in user (pages about oneself)
 
 
 MENU = (
@@ -37,13 +37,14 @@ MENU = (
     MenuEntry("Retention", "governance:retention", "cdp_site.view_retentionpolicy"),
     MenuEntry("Profile health", "governance:profile_health", "cdp_site.view_profilehealthrun"),
     MenuEntry("Audit log", "audit:log", "cdp_site.view_auditentry"),
+    MenuEntry("API tokens", "tokens:list", ""),
 )
 
 
 def menu_for(user) -> list[dict]:
     entries = []
     for entry in MENU:
-        if not user.has_perm(entry.permission):
+        if entry.permission and not user.has_perm(entry.permission):
             continue
         try:
             url = reverse(entry.url_name)

@@ -34,6 +34,7 @@ urlpatterns = [
     path("", include("cdp_site.urls_metrics")),
     path("", include("cdp_site.urls_operations")),
     path("", include("cdp_site.urls_pilot")),
+    path("", include("cdp_site.urls_tokens")),
     path("", include("profiles.urls_source_audit")),
     # Personal data of one profile in cleartext, logged (POST from the Reveal buttons of any page).
     path("profiles/<int:pk>/reveal/", profiles_views.profile_reveal, name="profile_reveal"),

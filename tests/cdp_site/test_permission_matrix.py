@@ -172,6 +172,10 @@ MATRIX = {
     "pilot-gates": get(M, PO, IE),
     "pilot-handoff": get(IE),
     # -- security: API tokens, login (issue 8) --------------------------------------------------------
+    # One's own tokens: any signed-in user. Revoking another user's token answers 404 (allowed, changes nothing).
+    "tokens:list": get(*EVERYONE),
+    "tokens:issue": post(*EVERYONE),
+    "tokens:revoke": post(*EVERYONE, kwargs=_pk("api_token")),
     # -- segments ---------------------------------------------------------------------------------
     "segments:segment_list": get(M),
     "segments:segment_new": get(M),
@@ -428,6 +432,12 @@ class World:
         return apps.get_model("cdp_site", "Alert").objects.create(
             rule=self.alert_rule, value_at_raise=0.5, last_value=0.5, raised_at=timezone.now()
         )
+
+    @cached_property
+    def api_token(self):
+        """A token of a user with no role: every role's revoke of it answers 404 and changes nothing."""
+        owner = apps.get_model("auth", "User").objects.create_user(username="token-owner", password="pw-123-secret")
+        return ApiToken.issue(user=owner, name="world")[0]
 
 
 @pytest.fixture

@@ -24,7 +24,13 @@ from tests.cdp_site.test_permission_matrix import MATRIX, TOKEN_URLS, World
 pytestmark = pytest.mark.django_db
 
 # Reachable without a role permission, and why. Everything else must declare one.
-OPEN_TO_EVERY_SIGNED_IN_USER = {"home": "the landing page: menus of what the user's roles may open"}
+OPEN_TO_EVERY_SIGNED_IN_USER = {
+    "home": "the landing page: menus of what the user's roles may open",
+    # One's own API tokens: a token never reaches more than its user's roles do.
+    "tokens:list": "one's own API tokens",
+    "tokens:issue": "one's own API tokens",
+    "tokens:revoke": "one's own API tokens (someone else's answers 404)",
+}
 PUBLIC = {
     "api-schema": "the OpenAPI description of the API: no data",
     "tracking_call": "ingestion: a source's write key",

@@ -153,11 +153,17 @@ class Profile(models.Model):
 
 
 class Event(models.Model):
-    """The timeline: canonical events, attributed to the profile that holds their identifier."""
+    """The timeline: canonical events, attributed to the profile that holds their identifier.
 
-    profile = models.ForeignKey(Profile, on_delete=models.PROTECT, related_name="events")
+    On PostgreSQL the table is partitioned by month of `occurred_at` (profiles/partitions.py): its
+    primary key is (id, occurred_at) in the database, and any unique constraint added here must
+    include `occurred_at`."""
+
+    # No single-column indexes on profile and raw_event: the (profile, -occurred_at) index and the
+    # unique constraint lead with them, and every index is paid for once per partition.
+    profile = models.ForeignKey(Profile, on_delete=models.PROTECT, related_name="events", db_index=False)
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="+")
-    raw_event = models.ForeignKey(RawEvent, on_delete=models.CASCADE, related_name="events")
+    raw_event = models.ForeignKey(RawEvent, on_delete=models.CASCADE, related_name="events", db_index=False)
     sequence = models.PositiveSmallIntegerField(default=0, help_text="Position among the events of one raw event.")
     type = models.CharField(max_length=64)
     name = models.CharField(max_length=200, blank=True, help_text="The sender's own name for the event.")
@@ -171,7 +177,10 @@ class Event(models.Model):
     )
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["raw_event", "sequence"], name="event_unique_per_raw_event")]
+        constraints = [
+            # A raw event maps to the same occurred_at each time, so this still stops duplicates.
+            models.UniqueConstraint(fields=["raw_event", "sequence", "occurred_at"], name="event_unique_per_raw_event")
+        ]
         indexes = [
             models.Index(fields=["profile", "-occurred_at"]),
             models.Index(fields=["type", "occurred_at"]),

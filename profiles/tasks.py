@@ -33,3 +33,13 @@ def raw_events_process_task() -> dict:
 
 def raw_events_sweep_task() -> dict:
     return vars(raw_events_sweep())
+
+
+def event_partitions_maintain_task() -> dict:
+    """Daily: the coming months' partitions of the events table, and crowded months split out of
+    the default partition (PostgreSQL; nothing on SQLite)."""
+    from profiles.partitions import analyze_events, ensure_event_partitions
+
+    result = ensure_event_partitions()
+    analyze_events()
+    return result.as_dict()

@@ -185,6 +185,10 @@ class SegmentBenchmark:
             conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE_NAME}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
         self._python("manage.py", "migrate", "--noinput")
+        # Monthly partitions for the year of generated events, as an operator creates them before a
+        # backfill; without them the rows would all land in the default partition.
+        first = NOW - timedelta(days=400)
+        self._python("manage.py", "event_partitions", "--ensure", "--from", f"{first:%Y-%m}")
         self._python("manage.py", "create_source", "--kind", "csv", "--name", "Segment benchmark")
 
     def drop_database(self) -> None:
@@ -246,7 +250,8 @@ class SegmentBenchmark:
                 },
             )
             for _name, definition in indexes:
-                conn.execute(definition)
+                # A partitioned table's index reads "ON ONLY": without ONLY it is built on every partition.
+                conn.execute(definition.replace(" ON ONLY ", " ON ", 1))
             conn.execute("VACUUM ANALYZE")
         self.out(f"  generated {profiles:,} profiles and {events:,} events in {time.perf_counter() - started:,.0f} s")
 
@@ -278,12 +283,36 @@ class SegmentBenchmark:
         figures["hand_written"] = {"count": count, "full": hand}
         figures["duckdb"] = self._duckdb(params, repeats)
         figures["latency"] = json.loads(self._python("-c", LATENCY_SCRIPT, "40").strip().splitlines()[-1])
+        figures["plans"] = self.explain()
         self.out(
             f"  compiled: {_median(compiled['full']):.2f} s ({compiled['count']:,} profiles); hand-written: "
             f"{_median(hand):.2f} s ({count:,}); DuckDB: {_median(figures['duckdb']['full']):.2f} s "
             f"({figures['duckdb']['count']:,}); one profile: {compiled['single_median_ms']:.1f} ms median"
         )
         return figures
+
+    def explain(self) -> list[dict]:
+        """EXPLAIN ANALYZE of the queries pages, segments and tasks run on the events table, on this
+        data (profiles/event_query_plans.py): partitions read and how."""
+        result = subprocess.run(
+            [sys.executable, "manage.py", "explain_event_queries", "--now", NOW.isoformat(), "--json"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
+        # A failed check exits non-zero after printing its figures: the benchmark reports it.
+        start = result.stdout.find("[")
+        if start < 0:
+            raise RuntimeError(f"explain_event_queries failed:\n{result.stderr[-3000:]}")
+        plans = json.loads(result.stdout[start:])
+        for plan in plans:
+            verdict = "ok" if plan["ok"] else "; ".join(plan["problems"])
+            self.out(
+                f"  plan: {plan['name']}: {plan['partitions']} partition(s), {', '.join(plan['scans'])}, "
+                f"{plan['ms']:.1f} ms: {verdict}"
+            )
+        return plans
 
     def _duckdb(self, params: dict, repeats: int) -> dict:
         import duckdb
@@ -350,4 +379,16 @@ def table(figures: dict) -> list[str]:
         f"{'event stored to membership row, running worker, p95 ms':<62}{_ms(figures['latency'], 'p95_ms')}",
         f"audience: compiled {compiled['count']:,}, hand-written {hand['count']:,}, DuckDB {duck['count']:,} "
         f"of {figures['profiles']:,} profiles, {figures['events']:,} events",
+        "",
+        "EXPLAIN ANALYZE on this data (events table partitioned by month):",
+        f"{'query':<52}{'partitions':>11}  {'scan':<34}{'ms':>9}  verdict",
+    ] + [
+        f"{plan['name']:<52}{_partitions(plan):>11}  {', '.join(plan['scans']):<34}{plan['ms']:>9.1f}  "
+        + ("ok" if plan["ok"] else "; ".join(plan["problems"]))
+        for plan in figures.get("plans", [])
     ]
+
+
+def _partitions(plan: dict) -> str:
+    allowed = plan.get("allowed_partitions")
+    return f"{plan['partitions']}/{allowed}" if allowed is not None else str(plan["partitions"])

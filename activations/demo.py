@@ -36,7 +36,7 @@ def demo_activations_create() -> list[str]:
     destination = Destination.objects.filter(slug=DESTINATION["slug"]).first()
     if destination is None:
         destination = destination_save(
-            **DESTINATION, settings={"directory": str(settings.BASE_DIR / "var" / "exports")}
+            **DESTINATION, settings={"directory": str(settings.VAR_DIR / "exports")}
         )
         created.append(destination.slug)
     segment = Segment.objects.filter(slug="regulars", published_version__isnull=False).first()

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
 from activations import domain
 from activations.connectors import Outbound, connector_for
-from activations.delivery import RateLimiter, backoff_seconds, client_for, deliver
+from activations.delivery import backoff_seconds, client_for, deliver
 from activations.models import Sync, SyncRecord, SyncState, TriggerSend
 
 logger = logging.getLogger(__name__)
@@ -70,8 +71,9 @@ def send_direct(*, sync: Sync, operation: str, states: list[SyncState], reason: 
     for state in states:
         if not state.key:
             outcomes[state.pk].message = "no key stored for this person"
-    limiter = RateLimiter.for_destination(destination)
     started = time.monotonic()
+    # Nobody else claims these people: the limit is how long the caller waits for its answer.
+    claimed_until = timezone.now() + timedelta(seconds=INLINE_ATTEMPTS_SECONDS)
     attempt = 0
     with client_for(connector) as client:
         while pending and time.monotonic() - started < INLINE_ATTEMPTS_SECONDS:
@@ -96,8 +98,17 @@ def send_direct(*, sync: Sync, operation: str, states: list[SyncState], reason: 
                 for state_id in pending:
                     outcomes[state_id].message = f"refused before sending: {error}"
                 break
-            for request in requests:
-                result = deliver(connector, client, request, limiter)
+            deferred = False
+            for index, request in enumerate(requests):
+                result = deliver(connector, client, request, claimed_until=claimed_until)
+                if result.deferred:
+                    # Paused (a 429) or queued longer than the caller waits: not sent; the caller retries later.
+                    message = f"not sent: the destination's next send slot is {result.retry_after:.0f} s away"
+                    for unsent in requests[index:]:
+                        for state_id in unsent.record_ids:
+                            outcomes[state_id].message = message
+                    deferred = True
+                    break
                 answers = {answer.id: answer for answer in result.results}
                 for state_id in request.record_ids:
                     outcome = outcomes[state_id]
@@ -110,6 +121,8 @@ def send_direct(*, sync: Sync, operation: str, states: list[SyncState], reason: 
                     elif answer is not None:
                         outcome.ok, outcome.message = answer.ok, answer.message
                         outcome.applied_at = result.answered_at if answer.ok else None
+            if deferred:
+                break
             pending = retry
             if pending and attempt < destination.max_attempts:
                 time.sleep(min(backoff_seconds(attempt), 5.0))

@@ -56,6 +56,9 @@ class Destination(models.Model):
         django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     paused_until = models.DateTimeField(null=True, blank=True, help_text="Set from 429 Retry-After; senders wait.")
+    next_send_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="The next free send slot (database clock), for every sender."
+    )
     last_tested_at = models.DateTimeField(null=True, blank=True)
     last_test_ok = models.BooleanField(null=True, blank=True)
     last_test_message = models.CharField(max_length=500, blank=True)

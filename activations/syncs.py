@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from activations import domain, guards
 from activations.connectors import ConnectorError, Outbound, connector_for
-from activations.delivery import Delivery, RateLimiter, backoff_seconds, client_for, deliver
+from activations.delivery import Delivery, backoff_seconds, client_for, deliver
 from activations.mapping import FieldSql, consent_granted_sql, field_plan, payloads_for
 from activations.models import Sync, SyncRecord, SyncRun, SyncSnapshot, SyncState
 from cdp_site.db import update_rows
@@ -139,15 +139,18 @@ def sync_run_execute(run_id: int, *, slice_seconds: float = SLICE_SECONDS) -> Sy
 def _acquire(run_id: int) -> bool:
     now = timezone.now()
     stale = now - timedelta(seconds=LEASE_SECONDS)
-    taken = (
-        SyncRun.objects.filter(pk=run_id)
-        .filter(
-            Q(status=SyncRun.PENDING)
-            | Q(status=SyncRun.RUNNING, heartbeat_at__isnull=True)
-            | Q(status=SyncRun.RUNNING, heartbeat_at__lt=stale)
-        )
-        .update(status=SyncRun.RUNNING, heartbeat_at=now)
+    free = SyncRun.objects.filter(pk=run_id).filter(
+        Q(status=SyncRun.PENDING)
+        | Q(status=SyncRun.RUNNING, heartbeat_at__isnull=True)
+        | Q(status=SyncRun.RUNNING, heartbeat_at__lt=stale)
     )
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            # A locked run is being snapshotted (snapshot_and_diff holds the lock for its whole
+            # transaction, where no heartbeat can show): its worker is alive, however old the heartbeat.
+            free = free.select_for_update(skip_locked=True)
+        ids = list(free.values_list("id", flat=True))
+        taken = SyncRun.objects.filter(pk__in=ids).update(status=SyncRun.RUNNING, heartbeat_at=now) if ids else 0
     if taken:
         SyncRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
     return bool(taken)
@@ -258,8 +261,15 @@ def snapshot_write(run: SyncRun) -> None:
 
 
 def snapshot_and_diff(run: SyncRun) -> None:
+    """The snapshot phase, in one transaction that holds the run's row lock: a worker taking the run
+    over meanwhile (the heartbeat cannot show from inside the transaction) waits or skips it, then
+    finds the phase done and does nothing, so no person is planned, and sent, twice."""
     now = timezone.now()
     with transaction.atomic():
+        phase = SyncRun.objects.select_for_update().filter(pk=run.pk).values_list("phase", flat=True).first()
+        if phase != SyncRun.SNAPSHOT:
+            run.refresh_from_db()
+            return
         SyncSnapshot.objects.filter(run=run).delete()  # a retried phase starts clean
         SyncRecord.objects.filter(run=run).delete()
         started = time.perf_counter()
@@ -440,7 +450,6 @@ def send_pending(run: SyncRun, *, deadline: float) -> bool:
     problems = connector.check_configuration()
     if problems:
         raise ConnectorError("; ".join(problems))
-    limiter = RateLimiter.for_destination(destination)
     send_started = time.perf_counter()
     with client_for(connector) as client:
         while True:
@@ -460,7 +469,7 @@ def send_pending(run: SyncRun, *, deadline: float) -> bool:
                     return False
                 time.sleep(wait)
                 continue
-            _send_batch(run, connector, client, limiter, batch)
+            _send_batch(run, connector, client, batch)
             if time.monotonic() > deadline:
                 _release_and_continue(run, 0)
                 _add_send_seconds(run, send_started)
@@ -513,7 +522,7 @@ def record_idempotency_key(record: SyncRecord) -> str:
     return f"sync-{record.run_id}-{record.pk}"
 
 
-def _send_batch(run: SyncRun, connector, client, limiter, batch: list[SyncRecord]) -> None:
+def _send_batch(run: SyncRun, connector, client, batch: list[SyncRecord]) -> None:
     operation = batch[0].operation
     by_id = {record.pk: record for record in batch}
     outbound = [
@@ -533,7 +542,7 @@ def _send_batch(run: SyncRun, connector, client, limiter, batch: list[SyncRecord
         _write_outcomes(run, by_id, Delivery(), refused=f"refused before sending: {error}")
         return
     for request in requests:
-        outcome = deliver(connector, client, request, limiter)
+        outcome = deliver(connector, client, request, claimed_until=batch[0].claimed_until)
         _write_outcomes(run, {rid: by_id[rid] for rid in request.record_ids}, outcome)
 
 
@@ -556,7 +565,8 @@ def _write_outcomes(run: SyncRun, records: dict[int, SyncRecord], outcome: Deliv
     results = {result.id: result for result in outcome.results}
     for record_id, record in records.items():
         record.claimed_until = None
-        record.status_code = outcome.status_code
+        if not outcome.deferred:
+            record.status_code = outcome.status_code
         if refused:
             record.status, record.error = SyncRecord.FAILED, refused
             continue
@@ -565,7 +575,10 @@ def _write_outcomes(run: SyncRun, records: dict[int, SyncRecord], outcome: Deliv
             record.status = SyncRecord.PENDING
             record.attempts = max(record.attempts - 1, 0)
             record.next_attempt_at = now + timedelta(seconds=outcome.retry_after)
-            record.error = f"429: waiting {outcome.retry_after:g} s (Retry-After)"
+            if outcome.deferred:
+                record.error = f"not sent: the destination's next send slot is {outcome.retry_after:.0f} s away"
+            else:
+                record.error = f"429: waiting {outcome.retry_after:g} s (Retry-After)"
             continue
         result = results.get(record_id)
         if outcome.transient or (result is not None and not result.ok and result.retry):
@@ -598,7 +611,8 @@ def _write_outcomes(run: SyncRun, records: dict[int, SyncRecord], outcome: Deliv
             [(record.pk, *(getattr(record, name) for name in fields)) for record in records.values()],
         )
         _accept(run, applied, now)
-        SyncRun.objects.filter(pk=run.pk).update(requests=F("requests") + (0 if refused else 1), heartbeat_at=now)
+        sent = not (refused or outcome.deferred)
+        SyncRun.objects.filter(pk=run.pk).update(requests=F("requests") + (1 if sent else 0), heartbeat_at=now)
 
 
 def _retry_or_park(record: SyncRecord, reason: str, max_attempts: int, now: datetime) -> None:

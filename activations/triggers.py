@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from activations import domain
 from activations.connectors import Outbound, connector_for
-from activations.delivery import RateLimiter, backoff_seconds, client_for, deliver
+from activations.delivery import backoff_seconds, client_for, deliver
 from activations.mapping import contract_plan, payloads_for
 from activations.models import Trigger, TriggerSend
 from consent.tombstones import tombstoned_profile_ids
@@ -293,14 +293,10 @@ def deliver_sends(send_ids: list[int], *, budget_seconds: float | None = None) -
             trigger = send.trigger
             if trigger.destination_id not in clients:
                 connector = connector_for(trigger.destination)
-                clients[trigger.destination_id] = (
-                    connector,
-                    client_for(connector),
-                    RateLimiter.for_destination(trigger.destination),
-                )
+                clients[trigger.destination_id] = (connector, client_for(connector))
             delivered += _deliver(send, *clients[trigger.destination_id])
     finally:
-        for _connector, client, _limiter in clients.values():
+        for _connector, client in clients.values():
             client.close()
     return delivered
 
@@ -402,7 +398,7 @@ def _capped(send: TriggerSend, now: datetime) -> bool:
     return recent >= trigger.cap_count
 
 
-def _deliver(send: TriggerSend, connector, client, limiter) -> int:
+def _deliver(send: TriggerSend, connector, client) -> int:
     trigger, destination = send.trigger, send.trigger.destination
     now = timezone.now()
     with transaction.atomic():
@@ -450,15 +446,24 @@ def _deliver(send: TriggerSend, connector, client, limiter) -> int:
             status=TriggerSend.FAILED, error=f"refused before sending: {error}"
         )
         return 0
-    outcome = deliver(connector, client, request, limiter)
+    outcome = deliver(connector, client, request, claimed_until=now + LEASE)
     return _record(send, outcome)
 
 
 def _record(send: TriggerSend, outcome) -> int:
     now = timezone.now()
-    update = {"claimed_until": None, "status_code": outcome.status_code}
+    update = {"claimed_until": None}
+    if not outcome.deferred:  # nothing answered: the last answer's status stays
+        update["status_code"] = outcome.status_code
     result = outcome.results[0] if outcome.results else None
-    if outcome.retry_after is not None:
+    if outcome.deferred:
+        update.update(
+            status=TriggerSend.PENDING,
+            attempts=max(send.attempts - 1, 0),
+            next_attempt_at=now + timedelta(seconds=outcome.retry_after),
+            error=f"not sent: the destination's next send slot is {outcome.retry_after:.0f} s away",
+        )
+    elif outcome.retry_after is not None:
         update.update(
             status=TriggerSend.PENDING,
             attempts=max(send.attempts - 1, 0),

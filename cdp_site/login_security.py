@@ -1,15 +1,20 @@
 """Log-in rate limiting and lockout.
 
 Failed log-ins are counted in Django's cache per username and per client address, in a fixed
-window (`LOGIN_FAILURE_WINDOW_SECONDS`). When a username reaches `LOGIN_MAX_FAILURES_PER_USERNAME`
-failures, or an address `LOGIN_MAX_FAILURES_PER_IP`, that username or address is locked out for
-`LOGIN_LOCKOUT_SECONDS`: every attempt is refused without checking the password, even the right
-one. A success clears the username's count (not the address's, so an attacker who owns one account
-cannot reset the counter of a password-spraying address).
+window (`LOGIN_FAILURE_WINDOW_SECONDS`) that starts at the first failure. When a username reaches
+`LOGIN_MAX_FAILURES_PER_USERNAME` failures, or an address `LOGIN_MAX_FAILURES_PER_IP`, that username
+or address is locked out for `LOGIN_LOCKOUT_SECONDS`: every attempt is refused without checking
+the password, even the right one. A success clears the username's count (not the address's, so an
+attacker who owns one account cannot reset the counter of a password-spraying address).
 
 `LockoutModelBackend` enforces it for every `authenticate()` call (the log-in page, the admin's
 log-in page, anything else); `LockoutAuthenticationForm` checks it first to say so plainly.
 Each failure and each lockout is logged (never the password) and written to the audit log.
+
+The cache must be shared by every process for the limits to hold: Redis when REDIS_URL is set, else
+the database cache in production (settings_production). Counting uses only cache.add(), which is
+atomic on both, so simultaneous failures on several machines are each counted. When the cache is
+unreachable, lockout fails open (see CACHE_UNAVAILABLE).
 
 The typed username is kept only when such an account exists: people type passwords into the
 username box, and an unknown name may be one. Unknown names are kept as a short keyed hash, enough
@@ -22,6 +27,8 @@ import hashlib
 import hmac
 import logging
 import math
+import secrets
+import time
 from dataclasses import dataclass
 
 from django import forms
@@ -32,14 +39,28 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from cdp_site.audit import audit_record
 
 logger = logging.getLogger("cdp_site.login_security")
 
-_COUNT = "login-security:failures:{kind}:{key}"
+# The current counting window of a username or address: (random id, when it ends). Each failure in it
+# claims the next numbered slot (_FAILURE); a fresh window id starts the count again.
+_WINDOW = "login-security:window:{kind}:{key}"
+_FAILURE = "login-security:failure:{kind}:{key}:{window}:{number}"
 _LOCK = "login-security:lock:{kind}:{key}"
+
+# What the cache raises when its server is unreachable: Redis a ConnectionError or TimeoutError, the
+# database cache a DatabaseError. Lockout then fails open: log-ins are checked by password alone and
+# failures are not counted. Failing closed would lock every user out of the back-office for as long
+# as Redis is down (and hand anyone who can knock Redis over a way to do that); each failure is still
+# logged and written to the audit log, and the warning below says the protection is off.
+CACHE_UNAVAILABLE = (RedisError, DatabaseError)
+CACHE_WARNING_INTERVAL_SECONDS = 60
+_cache_warned_at = -math.inf  # time.monotonic() of this process's last warning
 
 
 @dataclass(frozen=True)
@@ -85,15 +106,53 @@ def _keys(username: str, address: str) -> list[tuple[str, str, int]]:
 
 
 def login_lockout_get(*, username: str, address: str) -> Lockout | None:
-    """The lockout in force for this username or address, if any."""
-    for kind, key, _ in _keys(username, address):
-        lock_key = _LOCK.format(kind=kind, key=key)
-        until = cache.get(lock_key)
+    """The lockout in force for this username or address, if any (none when the cache is down)."""
+    keys = _keys(username, address)
+    try:
+        locks = cache.get_many([_LOCK.format(kind=kind, key=key) for kind, key, _ in keys])
+    except CACHE_UNAVAILABLE as error:
+        _warn_cache_unavailable(error)
+        return None
+    for kind, key, _ in keys:
+        until = locks.get(_LOCK.format(kind=kind, key=key))
         if until is not None:
             seconds_left = int(until - _now())
             if seconds_left > 0:
                 return Lockout(kind=kind, seconds_left=seconds_left)
     return None
+
+
+def _failure_count(kind: str, key: str, threshold: int) -> int:
+    """Count one failure in the current window of this username or address; return the window's count.
+
+    Each failure claims the next free numbered slot with cache.add(), which is atomic on every
+    backend we run (Redis SET NX, the database cache's primary key, LocMem's lock), and every key is
+    written with its own timeout. cache.incr() is neither on the database cache: it is a get and a
+    set, so simultaneous failures would count once, and the set re-arms the key with the cache's
+    default timeout, which would cut the window short."""
+    window_key = _WINDOW.format(kind=kind, key=key)
+    seconds = settings.LOGIN_FAILURE_WINDOW_SECONDS
+    fresh = (secrets.token_hex(8), _now() + seconds)
+    if cache.add(window_key, fresh, timeout=seconds):
+        window_id, ends_at = fresh
+    else:  # another failure opened the window (or it ended a moment ago: count in the fresh one)
+        window_id, ends_at = cache.get(window_key) or fresh
+    timeout = max(1, math.ceil(ends_at - _now()))
+    slots = [_FAILURE.format(kind=kind, key=key, window=window_id, number=n) for n in range(1, threshold + 1)]
+    taken = cache.get_many(slots)
+    for number, slot in enumerate(slots, start=1):
+        if slot not in taken and cache.add(slot, True, timeout=timeout):
+            return number
+    return threshold  # every slot is taken: failures raced past the limit together
+
+
+def _warn_cache_unavailable(error: Exception) -> None:
+    """At most one warning a minute per process, naming only the error's class (never who tried)."""
+    global _cache_warned_at
+    now = time.monotonic()
+    if now - _cache_warned_at >= CACHE_WARNING_INTERVAL_SECONDS:
+        _cache_warned_at = now
+        logger.warning("login_lockout_unavailable error=%s: log-ins are not rate limited", type(error).__name__)
 
 
 def _now() -> float:
@@ -120,16 +179,14 @@ def login_failure_record(*, username: str, request) -> Lockout | None:
     address = client_address(request)
     who, detail = _who(username)
     counts, reached = {}, []
-    for kind, key, threshold in _keys(username, address):
-        count_key = _COUNT.format(kind=kind, key=key)
-        cache.add(count_key, 0, timeout=settings.LOGIN_FAILURE_WINDOW_SECONDS)
-        try:
-            counts[kind] = cache.incr(count_key)
-        except ValueError:  # expired between add and incr
-            cache.set(count_key, 1, timeout=settings.LOGIN_FAILURE_WINDOW_SECONDS)
-            counts[kind] = 1
-        if counts[kind] >= threshold:
-            reached.append((kind, key, count_key))
+    try:
+        for kind, key, threshold in _keys(username, address):
+            counts[kind] = _failure_count(kind, key, threshold)
+            if counts[kind] >= threshold:
+                reached.append((kind, key))
+    except CACHE_UNAVAILABLE as error:
+        _warn_cache_unavailable(error)
+        reached = []
 
     logger.warning("login_failed user=%s address=%s failures=%s", who, address, counts)
     audit_record(
@@ -141,9 +198,12 @@ def login_failure_record(*, username: str, request) -> Lockout | None:
         failures=counts,
     )
     seconds = settings.LOGIN_LOCKOUT_SECONDS
-    for kind, key, count_key in reached:
-        cache.set(_LOCK.format(kind=kind, key=key), _now() + seconds, timeout=seconds)
-        cache.delete(count_key)  # a fresh count once the lockout ends
+    for kind, key in reached:
+        try:
+            cache.set(_LOCK.format(kind=kind, key=key), _now() + seconds, timeout=seconds)
+            cache.delete(_WINDOW.format(kind=kind, key=key))  # a fresh count once the lockout ends
+        except CACHE_UNAVAILABLE as error:
+            _warn_cache_unavailable(error)
         logger.warning(
             "login_lockout kind=%s user=%s address=%s failures=%s seconds=%s", kind, who, address, counts[kind], seconds
         )
@@ -163,7 +223,10 @@ def login_failure_record(*, username: str, request) -> Lockout | None:
 
 def login_success_record(*, user, request) -> None:
     """Clear the username's failure count and audit the log-in."""
-    cache.delete(_COUNT.format(kind="username", key=_username_key(user.get_username())))
+    try:
+        cache.delete(_WINDOW.format(kind="username", key=_username_key(user.get_username())))
+    except CACHE_UNAVAILABLE as error:
+        _warn_cache_unavailable(error)
     address = client_address(request)
     logger.info("login_succeeded user=%s address=%s", user.get_username(), address)
     audit_record(

@@ -103,8 +103,12 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'cdp.sqlite3'}",
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
     )
 }
+# Behind PgBouncer in transaction pooling, server-side cursors (QuerySet.iterator()) break: set
+# DB_DISABLE_SERVER_SIDE_CURSORS=1 there (iterators then read their rows in one go).
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = os.environ.get("DB_DISABLE_SERVER_SIDE_CURSORS") == "1"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while the worker writes; the busy timeout queues writers.
     DATABASES["default"]["OPTIONS"] = {
@@ -214,6 +218,10 @@ PROCESSING_BATCH_SIZE = int(os.environ.get("PROCESSING_BATCH_SIZE", "1000"))
 PROCESSING_NUDGE_INTERVAL = float(os.environ.get("PROCESSING_NUDGE_INTERVAL", "0.5"))
 PROCESSING_LINGER_SECONDS = float(os.environ.get("PROCESSING_LINGER_SECONDS", "2"))
 PROCESSING_TASK_MAX_SECONDS = 120  # well under Q_CLUSTER["timeout"]
+# Monthly partitions of the events table (PostgreSQL, profiles/partitions.py): months kept ready
+# ahead, and the rows a month must gather in the default partition to get a partition of its own.
+EVENT_PARTITION_MONTHS_AHEAD = int(os.environ.get("EVENT_PARTITION_MONTHS_AHEAD", "3"))
+EVENT_PARTITION_SPLIT_MIN_ROWS = int(os.environ.get("EVENT_PARTITION_SPLIT_MIN_ROWS", "10000"))
 # Event triggers fire only for events that happened this recently (backfills and late retries of
 # old events send nothing).
 TRIGGER_MAX_EVENT_AGE_HOURS = float(os.environ.get("TRIGGER_MAX_EVENT_AGE_HOURS", "24"))

@@ -7,7 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 os.environ["CDP_PRODUCTION"] = "1"
 
 from cdp_site.settings import *  # noqa: E402,F403
-from cdp_site.settings import env_bool, env_list  # noqa: E402
+from cdp_site.settings import REDIS_URL, env_bool, env_list  # noqa: E402
 
 IS_PRODUCTION = True
 DEBUG = env_bool("DEBUG", False)
@@ -38,3 +38,30 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Log-in lockout counts and tracking rate limits live in the cache, so every process on every machine
+# must share it: Redis when REDIS_URL is set, else a table in the database (migration cdp_site 0009
+# creates it; no createcachetable step). A per-process cache would let each worker count on its own.
+if REDIS_URL:
+    # Short socket timeouts: lockout and rate limits fail open when Redis is unreachable
+    # (login_security, tracking views), and an unanswered connection must not hold every request.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "cdp_cache",
+            # incr() on this backend rewrites the key with this default timeout: keep it short, so the
+            # per-second tracking counters are expired, and cheap to delete, well before a cull.
+            "TIMEOUT": 60,
+            # Rows counted before a cull, which deletes expired rows first (every write counts the
+            # table). Live rows: about 60 per tracking source receiving events, a few per failing log-in.
+            "OPTIONS": {"MAX_ENTRIES": 5000},
+        }
+    }

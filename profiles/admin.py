@@ -70,3 +70,6 @@ class TraitValueAdmin(admin.ModelAdmin):
 class CsvImportAdmin(admin.ModelAdmin):
     list_display = ["id", "source", "file_name", "status", "rows_read", "rows_rejected", "created_at"]
     list_filter = ["status"]
+    # Validated against the file when the import starts, and cached by import id in the workers
+    # (profiles/mappers/csv_rows.py): an edit here would be checked by nothing and seen by some workers.
+    readonly_fields = ["mapping"]

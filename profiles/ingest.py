@@ -6,16 +6,24 @@ process; everything after the RawEvent row runs in django-q2 workers.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.http import JsonResponse
 from django.utils import timezone
 
 from cdp_site.db import insert_rows
 from profiles.models import RawEvent, Source, SourceDeliveryCount
+
+logger = logging.getLogger(__name__)
+
+# What a lost or refused database connection raises; the sender should retry, not see a 500.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 @dataclass
@@ -99,4 +107,22 @@ def enqueue_processing() -> None:
     _last_nudge = now
     from django_q.tasks import async_task
 
-    async_task("profiles.tasks.raw_events_process_task", q_options={"task_name": "raw_events_process"})
+    try:
+        async_task("profiles.tasks.raw_events_process_task", q_options={"task_name": "raw_events_process"})
+    except Exception as error:  # noqa: BLE001 - the events are stored: a broker outage must not answer 500
+        logger.warning("processing_nudge_failed error=%s; the sweeper will claim the events", type(error).__name__)
+
+
+def database_unavailable_response(error: Exception, *, where: str) -> JsonResponse:
+    """503 + Retry-After: the sender keeps the message and retries; a redelivery of anything that did
+    get stored is deduplicated, so nothing acknowledged is lost and nothing is stored twice."""
+    logger.warning("ingest_database_unavailable where=%s error=%s", where, type(error).__name__)
+    response = JsonResponse(
+        {
+            "code": "database_unavailable",
+            "message": f"Storage is temporarily unavailable; retry after {DATABASE_RETRY_AFTER_SECONDS} seconds.",
+        },
+        status=503,
+    )
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response

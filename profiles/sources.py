@@ -106,7 +106,16 @@ def _issue_credentials(source: Source, *, signing_secret: str | None, keep_previ
     return IssuedCredentials(signing_secret=secret)
 
 
-def source_for_write_key(write_key: str) -> Source | None:
+def source_for_write_key(write_key: str, *, kind: str | None = None) -> Source | None:
+    """The active source holding this write key (of this kind, when given), read from the database.
+
+    Called on every tracking request and never cached in the process: a rotation, a deactivation or
+    a new rate limit, saved from any machine and any path (these services, the admin, a shell), applies
+    to the very next request everywhere. It is one indexed query, a fraction of a millisecond beside
+    the insert of the batch that follows."""
     if not write_key:
         return None
-    return Source.objects.filter(write_key_hash=hash_write_key(write_key), is_active=True).first()
+    sources = Source.objects.filter(write_key_hash=hash_write_key(write_key), is_active=True)
+    if kind is not None:
+        sources = sources.filter(kind=kind)
+    return sources.first()

@@ -82,7 +82,7 @@ class CsvExportConnector(Connector):
     @property
     def directory(self) -> Path:
         configured = self.settings.get("directory")
-        return Path(configured) if configured else Path(django_settings.BASE_DIR) / "var" / "exports"
+        return Path(configured) if configured else Path(django_settings.VAR_DIR) / "exports"
 
     def columns(self) -> list[str]:
         return [*FIXED_COLUMNS, *(field.name for field in self.destination.contract)]

@@ -4,6 +4,11 @@ It authenticates, validates and stores; processing happens in workers. Errors ar
 {"code": ..., "message": ...}, the shape the SDKs parse. A batch with any invalid message is
 refused whole (400), as Segment does, so nothing is half-written. When the database is unreachable
 the answer is 503 with Retry-After (SDKs retry; messageId deduplicates what was stored already).
+
+Nothing about a source is kept in the process: its write key, active flag and rate limit are read
+from the database on every request, so a change made anywhere applies to the next request on every
+machine. The rate limit is counted in Django's cache, shared by every process (Redis, or the database
+cache in production without Redis); when that cache is unreachable the limit is skipped, not the event.
 """
 
 from __future__ import annotations
@@ -20,28 +25,28 @@ import zlib
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
+from redis.exceptions import RedisError
 
-from profiles.ingest import IncomingEvent, raw_events_store
+from profiles.ingest import DATABASE_UNAVAILABLE, IncomingEvent, database_unavailable_response, raw_events_store
 from profiles.models import Source
 from profiles.sources import source_for_write_key
+from profiles.strict_json import JsonRejected, json_object_load
 
 logger = logging.getLogger(__name__)
 
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 MAX_MESSAGE_ID = 100
-# Deeper than any real payload; bounds every recursive walk over it later (mappers, JSON columns).
-MAX_JSON_DEPTH = 64
-# What a lost or refused database connection raises; the client should retry, not see a 500.
-DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
-DATABASE_RETRY_AFTER_SECONDS = 5
 IDENTITY_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
 OBJECT_FIELDS = ("traits", "properties", "context", "integrations")
-_SOURCE_CACHE_SECONDS = 30
-_source_cache: dict[str, tuple[float, Source | None]] = {}
+# What a cache backend raises when its server is unreachable: Redis a ConnectionError or TimeoutError,
+# the database cache a DatabaseError. Backends share no base class for it.
+CACHE_UNAVAILABLE = (RedisError, DatabaseError)
+CACHE_WARNING_INTERVAL_SECONDS = 60
+_rate_limit_warned_at = -math.inf  # time.monotonic() of this process's last warning
 
 
 class TrackingError(Exception):
@@ -55,85 +60,6 @@ def error_response(error: TrackingError) -> JsonResponse:
     for name, value in error.headers.items():
         response[name] = value
     return response
-
-
-def database_unavailable_response(error: Exception, *, where: str) -> JsonResponse:
-    """503 + Retry-After: the sender keeps the message and retries; a redelivery of anything that did
-    get stored is deduplicated, so nothing acknowledged is lost and nothing is stored twice."""
-    logger.warning("ingest_database_unavailable where=%s error=%s", where, type(error).__name__)
-    return error_response(
-        TrackingError(
-            503,
-            "database_unavailable",
-            f"Storage is temporarily unavailable; retry after {DATABASE_RETRY_AFTER_SECONDS} seconds.",
-            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
-        )
-    )
-
-
-class JsonRejected(ValueError):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
-def _reject_constant(name: str):
-    raise JsonRejected("invalid_json", f"{name} is not a JSON number.")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise JsonRejected("invalid_json", f"Number {text[:40]} is out of range.")
-    return value
-
-
-def json_object_load(body: bytes) -> dict:
-    """Strict JSON for storage: an object, no NaN/Infinity, at most MAX_JSON_DEPTH levels, and no
-    string (key or value) that PostgreSQL's jsonb or UTF-8 cannot hold (NUL, lone surrogates).
-    Raises JsonRejected with a message that says what was wrong. Shared by the webhook view."""
-    try:
-        document = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
-    except JsonRejected:
-        raise
-    except RecursionError as error:
-        raise JsonRejected("too_deep", f"JSON nests deeper than {MAX_JSON_DEPTH} levels.") from error
-    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, an integer of too many digits
-        raise JsonRejected("invalid_json", f"Body is not valid JSON: {error}") from error
-    if not isinstance(document, dict):
-        raise JsonRejected("invalid_json", "Body must be a JSON object.")
-    _check_storable(document)
-    return document
-
-
-def _check_storable(document: dict) -> None:
-    stack = [(document, 1, "$")]
-    while stack:
-        value, depth, path = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise JsonRejected("too_deep", f"JSON nests deeper than {MAX_JSON_DEPTH} levels (at {path[:200]}).")
-        if isinstance(value, dict):
-            for key, item in value.items():
-                _check_string(key, f"{path}.{key[:50]!r}")
-                if isinstance(item, dict | list):
-                    stack.append((item, depth + 1, f"{path}.{key[:50]}"))
-                elif isinstance(item, str):
-                    _check_string(item, f"{path}.{key[:50]}")
-        else:
-            for index, item in enumerate(value):
-                if isinstance(item, dict | list):
-                    stack.append((item, depth + 1, f"{path}[{index}]"))
-                elif isinstance(item, str):
-                    _check_string(item, f"{path}[{index}]")
-
-
-def _check_string(text: str, path: str) -> None:
-    if "\x00" in text:
-        raise JsonRejected("invalid_string", f"{path[:200]}: strings may not contain NUL (\\u0000).")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise JsonRejected("invalid_string", f"{path[:200]}: not valid Unicode (a lone surrogate).") from error
 
 
 @csrf_exempt
@@ -208,25 +134,10 @@ def _authenticate(request, document: dict) -> Source:
     write_key = _write_key(request, document)
     if not write_key:
         raise TrackingError(401, "missing_write_key", "Send the write key as the HTTP Basic user name.")
-    now = time.monotonic()
-    cached = _source_cache.get(write_key)
-    if cached is None or cached[0] < now:
-        source = source_for_write_key(write_key)
-        if source is not None and source.kind != Source.TRACKING:
-            source = None
-        _source_cache[write_key] = (now + _SOURCE_CACHE_SECONDS, source)
-        if len(_source_cache) > 1000:
-            _source_cache.clear()
-    else:
-        source = cached[1]
+    source = source_for_write_key(write_key, kind=Source.TRACKING)
     if source is None:
         raise TrackingError(401, "invalid_write_key", "The write key does not match an active tracking source.")
     return source
-
-
-def forget_cached_write_keys() -> None:
-    """Called when keys rotate in this process; other processes notice within the cache TTL."""
-    _source_cache.clear()
 
 
 def _messages(call_type: str, document: dict, *, max_batch: int) -> list[dict]:
@@ -293,7 +204,30 @@ def _check_objects(message: dict, where: str) -> None:
 
 
 def _check_rate(source: Source, count: int) -> None:
-    """A fixed one-second window per source, counted in messages."""
+    """A fixed one-second window per source, counted in messages in the shared cache.
+
+    Fails open: when the cache is unreachable (Redis down) the request is accepted without a limit.
+    The limit shields the workers from a runaway sender; refusing every sender while Redis is down
+    would turn a cache outage into an ingestion outage, and SDKs drop what their retries cannot deliver."""
+    try:
+        used = _rate_window_add(source, count)
+    except CACHE_UNAVAILABLE as error:
+        _warn_rate_limit_unavailable(error)
+        return
+    if used > source.rate_limit_per_second:
+        raise TrackingError(
+            429,
+            "rate_limited",
+            f"This source may send {source.rate_limit_per_second} messages per second; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+
+
+def _rate_window_add(source: Source, count: int) -> int:
+    """Add `count` messages to this second's counter of the source; return the second's total.
+
+    Exact on Redis (INCRBY). On the database cache incr() is a read and a write, so requests landing in
+    the same instant may count once: the limit is approximate there, which a rate limit can afford."""
     second = int(time.time())
     key = f"tracking-rate:{source.pk}:{second}"
     if cache.add(key, count, timeout=5):
@@ -304,10 +238,14 @@ def _check_rate(source: Source, count: int) -> None:
         except ValueError:
             cache.set(key, count, timeout=5)
             used = count
-    if used > source.rate_limit_per_second:
-        raise TrackingError(
-            429,
-            "rate_limited",
-            f"This source may send {source.rate_limit_per_second} messages per second; retry shortly.",
-            headers={"Retry-After": "1"},
-        )
+    return used
+
+
+def _warn_rate_limit_unavailable(error: Exception) -> None:
+    """At most one warning a minute per process: an outage must show in the logs, not flood them.
+    Only the error's class is logged (its text may hold the cache's address)."""
+    global _rate_limit_warned_at
+    now = time.monotonic()
+    if now - _rate_limit_warned_at >= CACHE_WARNING_INTERVAL_SECONDS:
+        _rate_limit_warned_at = now
+        logger.warning("tracking_rate_limit_unavailable error=%s: accepting without a rate limit", type(error).__name__)

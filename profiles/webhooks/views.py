@@ -12,10 +12,10 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from profiles.ingest import IncomingEvent, raw_events_store
+from profiles.ingest import DATABASE_UNAVAILABLE, IncomingEvent, database_unavailable_response, raw_events_store
 from profiles.models import Source
 from profiles.sources import signing_secrets
-from profiles.tracking.views import DATABASE_UNAVAILABLE, JsonRejected, database_unavailable_response, json_object_load
+from profiles.strict_json import JsonRejected, json_object_load
 from profiles.webhooks import signatures
 from profiles.webhooks.signatures import SignatureError
 

@@ -664,5 +664,5 @@ def test_csv_connection_test_checks_the_directory(tmp_path):
 
 def test_csv_default_directory_is_under_base_dir(settings):
     connector = connector_for(make_destination("csv_export", slug="daily"))
-    assert connector.path_for("vip") == settings.BASE_DIR / "var" / "exports" / "daily-vip.csv"
+    assert connector.path_for("vip") == settings.VAR_DIR / "exports" / "daily-vip.csv"
     assert connector.test_request().method == "CHECK"

@@ -238,13 +238,13 @@ def test_interrupted_run_resumes_without_resending_answered_records(ingest, audi
         # Two records answered, one in flight when the worker was killed.
         records = list(SyncRecord.objects.filter(run=run).order_by("id"))
         from activations.connectors import connector_for
-        from activations.delivery import RateLimiter, client_for
+        from activations.delivery import client_for
         from activations.syncs import _claim, _send_batch
 
         connector = connector_for(sync.destination)
         with client_for(connector) as client:
             for _ in range(2):
-                _send_batch(run, connector, client, RateLimiter(1000), _claim(run, 1))
+                _send_batch(run, connector, client, _claim(run, 1))
         in_flight = _claim(run, 1)
         assert [r.status for r in SyncRecord.objects.filter(pk__in=[r.pk for r in records[:3]])] == [
             "applied",

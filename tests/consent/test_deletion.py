@@ -30,7 +30,6 @@ from profiles.mappers import csv_rows
 from profiles.models import Event, Profile, RawEvent
 from profiles.processing import raw_events_process
 from profiles.sources import source_create
-from profiles.tracking.views import forget_cached_write_keys
 from tests.activations import conftest as activation_fixtures
 from tests.activations.conftest import bodies
 from tests.profiles.webhooks.senders import fixture, mindbody_headers, shopify_headers, stripe_headers
@@ -57,11 +56,9 @@ CSV_FILE = "name,email,phone,plan\nBea Keep,bea.keep@example.org,,silver\n{name}
 @pytest.fixture(autouse=True)
 def fresh_caches(settings, tmp_path):
     cache.clear()
-    forget_cached_write_keys()
     csv_rows._mapping.cache_clear()
     settings.PRIVACY_EXPORT_DIR = tmp_path / "access"
     yield
-    forget_cached_write_keys()
 
 
 # -- what "decodes to the person" means ---------------------------------------------------------

@@ -25,7 +25,6 @@ from consent.propagation import (
 from consent.recording import API, STAFF, consent_record
 from profiles.models import RawEvent
 from profiles.sources import source_create
-from profiles.tracking.views import forget_cached_write_keys
 from tests.activations import conftest as activations_fixtures
 from tests.activations.conftest import bodies
 from tests.consent_propagation import run_sync, synced
@@ -162,7 +161,6 @@ def _track_withdrawal(client, write_key, email, capture):
 def test_withdrawal_through_the_tracking_api_is_propagated(
     path, client, ingest, ingest_live, audience, webhook_destination, make_sync, capture
 ):
-    forget_cached_write_keys()
     web, credentials = source_create(name="Web SDK", kind="tracking")
     with LocalDestination() as server:
         sync, ana, ben = synced(ingest, audience, webhook_destination, make_sync, server)
@@ -181,7 +179,6 @@ def test_withdrawal_through_the_tracking_api_is_propagated(
         assert_suppressed_everywhere(server, sync, ana, ben, record=record, ingest_live=ingest_live, sent_before=2)
         # The sweeper finds nothing more to do.
         assert withdrawals_sweep() == {"propagated": 0, "errors": 0, "retried": 0, "removed_again": 0}
-    forget_cached_write_keys()
 
 
 def test_rows_per_destination_repeat_and_no_destination_markers(ingest, audience, webhook_destination, make_sync):

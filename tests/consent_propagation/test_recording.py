@@ -20,7 +20,6 @@ from profiles.models import Profile, RawEvent, Source
 from profiles.processing import raw_events_process
 from profiles.services.recompute import profile_recompute
 from profiles.sources import source_create
-from profiles.tracking.views import forget_cached_write_keys
 from segments.models import SegmentMembership
 from tests.activations import conftest as activations_fixtures
 from tests.profiles.webhooks.senders import fixture, shopify_headers
@@ -195,7 +194,6 @@ def _basic(write_key):
 
 
 def test_tracking_webhook_and_csv_consent_carry_their_source(client, tmp_path):
-    forget_cached_write_keys()
     web, credentials = source_create(name="Web SDK", kind="tracking")
     shop, _ = source_create(name="Shop", kind="shopify", slug="shop", signing_secret="shpss")
     backfill, _ = source_create(name="Backfill", kind="csv", slug="backfill")
@@ -260,7 +258,6 @@ def test_tracking_webhook_and_csv_consent_carry_their_source(client, tmp_path):
     assert ("email_marketing", False, shop.pk, shop.pk) in bob
     assert all(source_id == shop.pk for _, _, source_id, _ in bob)
     assert records("cy@example.com") == [("email_marketing", False, backfill.pk, backfill.pk)]
-    forget_cached_write_keys()
 
 
 # -- append-only -------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from django.db import close_old_connections
 
 from cdp_site.roles import ROLES
 from profiles.sources import source_create
-from profiles.tracking.views import forget_cached_write_keys
 
 
 def pytest_configure(config):
@@ -40,9 +39,7 @@ def wsgi_keeps_test_connection():
 @pytest.fixture
 def fresh_rate_and_key_caches():
     cache.clear()
-    forget_cached_write_keys()
     yield
-    forget_cached_write_keys()
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from identity.services import profiles_link
 from profiles.models import RawEvent
 from profiles.processing import raw_events_process
 from profiles.sources import source_create
-from profiles.tracking.views import forget_cached_write_keys
 from tests.identity.test_services import profile_of
 from tests.profiles.webhooks.senders import fixture, stripe_headers
 
@@ -74,7 +73,6 @@ def identify(client, write_key, **message):
 def test_pii_access_merges_unmerges_and_privacy_requests_are_audited_and_logs_stay_clean(
     roles, make_user, every_logger_at_debug, django_capture_on_commit_callbacks
 ):
-    forget_cached_write_keys()
     client = Client()
     _, tracking = source_create(name="Web SDK", kind="tracking")
     source_create(name="Stripe", kind="stripe", slug="stripe", signing_secret=SIGNING_SECRET)

@@ -29,7 +29,6 @@ from cdp_site.handoff import (
 from profiles.models import EventContract, RawEvent
 from profiles.processing import raw_events_process
 from profiles.sources import source_create
-from profiles.tracking.views import forget_cached_write_keys
 from segments.computed import computed_trait_create
 from tests.profiles.webhooks.senders import fixture, shopify_headers
 
@@ -66,7 +65,6 @@ def seeded(client, make_user, canonical_source, ingest, audience, webhook_destin
     """A tracking source and a Shopify source that sent personal data through the real endpoints, the
     canonical test source with traits, segments, a computed trait, syncs and a trigger."""
     cache.clear()
-    forget_cached_write_keys()
     owner = make_user("integration_engineer", username="olive")
     web, credentials = source_create(name="Web SDK", kind="tracking", owner=owner, slug="web-sdk")
     shop, _ = source_create(name="Shop", kind="shopify", signing_secret=SHOPIFY_SECRET, slug="shop")

@@ -24,7 +24,6 @@ from activations.destinations import destination_save
 from activations.models import Sync
 from profiles.processing import raw_events_process
 from profiles.sources import source_create
-from profiles.tracking.views import forget_cached_write_keys
 from segments.membership import segment_memberships_refresh_all
 from segments.services import segment_create
 from tests.profiles.webhooks.senders import fixture, standard_headers, stripe_headers
@@ -73,7 +72,6 @@ def deliver(client):
 @pytest.fixture
 def track(client):
     cache.clear()
-    forget_cached_write_keys()
 
     def track(write_key, message):
         auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
@@ -86,7 +84,6 @@ def track(client):
         assert response.status_code == 200, response.content
 
     yield track
-    forget_cached_write_keys()
 
 
 @pytest.fixture

@@ -11,14 +11,12 @@ from identity.selectors import identifier_find
 from profiles.models import Event, RawEvent
 from profiles.processing import raw_events_process
 from profiles.sources import source_create
-from profiles.tracking.views import forget_cached_write_keys
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 @pytest.fixture
 def sdk(live_server):
-    forget_cached_write_keys()
     source, credentials = source_create(name="Python SDK", kind="tracking")
     errors = []
 

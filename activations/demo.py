@@ -35,9 +35,7 @@ def demo_activations_create() -> list[str]:
     created = []
     destination = Destination.objects.filter(slug=DESTINATION["slug"]).first()
     if destination is None:
-        destination = destination_save(
-            **DESTINATION, settings={"directory": str(settings.VAR_DIR / "exports")}
-        )
+        destination = destination_save(**DESTINATION, settings={"directory": str(settings.VAR_DIR / "exports")})
         created.append(destination.slug)
     segment = Segment.objects.filter(slug="regulars", published_version__isnull=False).first()
     if segment is None:

@@ -119,14 +119,22 @@ def wait_for_destination(destination, *, longest_wait: float) -> float | None:
 
 
 def deliver(
-    connector: Connector, client: httpx.Client, request: PreparedRequest, *, claimed_until: datetime
+    connector: Connector,
+    client: httpx.Client,
+    request: PreparedRequest,
+    *,
+    claimed_until: datetime,
+    wait_budget: float | None = None,
 ) -> Delivery:
     """Send one request once its slot has come, unless the slot comes too late for the claim on its
     records (until `claimed_until` no other sender takes them): the request must be answered, within
-    the destination's timeout, with a margin to spare, before the claim runs out."""
+    the destination's timeout, with a margin to spare, before the claim runs out. `wait_budget` caps
+    the wait further (the processing worker's inline sends must not hold it up)."""
     destination = connector.destination
     claim_left = (claimed_until - timezone.now()).total_seconds()
     longest_wait = max(claim_left - destination.timeout_seconds - CLAIM_MARGIN_SECONDS, 0.0)
+    if wait_budget is not None:
+        longest_wait = min(longest_wait, max(wait_budget, 0.0))
     later = wait_for_destination(destination, longest_wait=longest_wait)
     if later is not None:
         return Delivery(retry_after=later, deferred=True)

@@ -148,7 +148,10 @@ def _syncs_holding(profile_ids: list[int], purpose: str | None = None):
     if purpose is not None:
         states = states.filter(sync__destination__consent_purpose=purpose)
     syncs: dict[int, list[SyncState]] = {}
-    for state in states.select_related("sync__destination").order_by("sync_id", "profile_id"):
+    # Destination order: a deletion step sends inside its transaction, where each send slot's row lock
+    # on the destination is held until commit; taking them in one order keeps two steps from deadlocking.
+    ordered = states.select_related("sync__destination").order_by("sync__destination_id", "sync_id", "profile_id")
+    for state in ordered:
         syncs.setdefault(state.sync_id, []).append(state)
     return syncs
 

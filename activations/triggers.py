@@ -294,7 +294,8 @@ def deliver_sends(send_ids: list[int], *, budget_seconds: float | None = None) -
             if trigger.destination_id not in clients:
                 connector = connector_for(trigger.destination)
                 clients[trigger.destination_id] = (connector, client_for(connector))
-            delivered += _deliver(send, *clients[trigger.destination_id])
+            remaining = deadline - time.monotonic() if deadline is not None else None
+            delivered += _deliver(send, *clients[trigger.destination_id], wait_budget=remaining)
     finally:
         for _connector, client in clients.values():
             client.close()
@@ -398,7 +399,7 @@ def _capped(send: TriggerSend, now: datetime) -> bool:
     return recent >= trigger.cap_count
 
 
-def _deliver(send: TriggerSend, connector, client) -> int:
+def _deliver(send: TriggerSend, connector, client, *, wait_budget: float | None = None) -> int:
     trigger, destination = send.trigger, send.trigger.destination
     now = timezone.now()
     with transaction.atomic():
@@ -446,7 +447,7 @@ def _deliver(send: TriggerSend, connector, client) -> int:
             status=TriggerSend.FAILED, error=f"refused before sending: {error}"
         )
         return 0
-    outcome = deliver(connector, client, request, claimed_until=now + LEASE)
+    outcome = deliver(connector, client, request, claimed_until=now + LEASE, wait_budget=wait_budget)
     return _record(send, outcome)
 
 

@@ -103,6 +103,17 @@ class AuditEntry(models.Model):
         raise ValueError("Audit entries are append-only.")
 
 
+class DeploymentKey(models.Model):
+    """A fingerprint of a key every machine must share (cdp_site/deployment_keys.py)."""
+
+    name = models.CharField(max_length=64, unique=True)
+    fingerprint = models.CharField(max_length=64, help_text="HMAC-SHA256 under the key of a fixed text.")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name
+
+
 from cdp_site.governance_models import *  # noqa: E402, F403
 from cdp_site.operations_models import *  # noqa: E402, F403
 from cdp_site.pilot_models import *  # noqa: E402, F403

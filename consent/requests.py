@@ -391,6 +391,9 @@ class StepFailed(Exception):
 
 def privacy_request_run(*, request_id: int) -> PrivacyRequest:
     """Run (or resume) a request to its end. Safe to call twice, or from two workers at once."""
+    from cdp_site.deployment_keys import deployment_keys_verify
+
+    deployment_keys_verify()  # tombstones made under another key would never match: refuse first
     with transaction.atomic():
         request = PrivacyRequest.objects.select_for_update().get(pk=request_id)
         if request.status in (PrivacyRequest.COMPLETED, PrivacyRequest.FAILED):

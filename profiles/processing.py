@@ -73,6 +73,9 @@ def raw_events_process(
     *, limit: int | None = None, batch_size: int | None = None, pending_before: datetime | None = None
 ) -> ProcessResult:
     """Process pending raw events until none are left (or `limit` are claimed)."""
+    from cdp_site.deployment_keys import deployment_keys_verify
+
+    deployment_keys_verify()  # another machine's keys would duplicate people and revive erased ones
     batch_size = batch_size or settings.PROCESSING_BATCH_SIZE
     total = ProcessResult()
     while limit is None or total.claimed < limit:

@@ -123,6 +123,9 @@ def computed_trait_refresh(
     """Recompute one computed trait for every active profile, or only `profile_ids`. Returns the
     rows written. Running it twice writes the same values."""
     now = now or timezone.now()
+    # Two refreshes of one trait at once (the schedule on two clusters, a batch's real-time refresh)
+    # would each delete, then insert rows the other's delete could not see: one at a time.
+    ComputedTrait.objects.select_for_update().filter(pk=trait.pk).values_list("pk", flat=True).first()
     stale = ComputedTraitValue.objects.filter(trait=trait)
     if profile_ids is not None:
         stale = stale.filter(profile_id__in=profile_ids)

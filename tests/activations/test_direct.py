@@ -55,3 +55,20 @@ def test_withdrawal_removes_only_where_the_purpose_is_needed(ingest, audience, w
         assert bodies(server)[-1]["type"] == "profile.removed"
         state = SyncState.objects.get(sync=sync, profile_id=ana)
         assert (state.fingerprint, state.skip_reason) == ("", "consent")
+
+
+def test_forget_sends_in_destination_order_whatever_the_sync_order(ingest, audience, webhook_destination, make_sync):
+    # Send slots lock the destination row until the deletion step commits: one order, no deadlock.
+    with LocalDestination() as first_server, LocalDestination() as second_server:
+        ana = ingest(email="ana@example.com", traits={"plan": "gold"}, consent={"email_marketing": True})
+        first = webhook_destination(first_server.url, name="First")
+        second = webhook_destination(second_server.url, name="Second")
+        for destination in (second, first):  # the sync to the later destination is created first
+            sync = make_sync(audience(), destination, mode="upsert")
+            assert sync_run_execute(sync_run_start(sync=sync, triggered_by="test", enqueue=False).pk).applied == 1
+
+        outcomes = forget_in_destinations(profile_ids=[ana])
+
+        assert first.pk < second.pk
+        assert [outcome.destination for outcome in outcomes] == [first.slug, second.slug]
+        assert all(outcome.ok for outcome in outcomes)

@@ -144,6 +144,25 @@ def test_a_trigger_send_to_a_destination_paused_past_its_claim_waits_in_the_data
         assert send.next_attempt_at >= pause_end - timedelta(seconds=1)
 
 
+def test_the_processing_worker_does_not_wait_for_a_paused_destination_past_its_inline_budget(
+    ingest, ingest_live, webhook_destination, clock
+):
+    # 20 s is within what the claim allows a queued send to wait, but not the worker's 2 s inline budget.
+    ingest(email="ana@example.com", traits={"plan": "gold", "first_name": "Ana"}, consent={"email_marketing": True})
+    with LocalDestination() as server:
+        destination = webhook_destination(server.url)
+        trigger = event_trigger(destination)
+        pause_end = clock.now() + timedelta(seconds=20)
+        Destination.objects.filter(pk=destination.pk).update(paused_until=pause_end)
+        order(ingest_live, "ana@example.com", 80)
+
+        assert server.requests == []
+        assert sum(clock.sleeps) < 3
+        send = TriggerSend.objects.get(trigger=trigger)
+        assert (send.status, send.attempts) == ("pending", 0)
+        assert send.next_attempt_at >= pause_end - timedelta(seconds=1)
+
+
 def test_a_direct_removal_to_a_destination_paused_past_its_wait_fails_at_once_for_a_later_retry(
     ingest, audience, webhook_destination, make_sync, clock
 ):

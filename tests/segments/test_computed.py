@@ -1,8 +1,10 @@
 """Computed traits: values computed by the database, materialised per profile, usable in segments."""
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection, connections, transaction
 
 from profiles.processing import raw_events_process
 from segments.computed import ComputedTraitInvalid, computed_trait_create, computed_trait_refresh
@@ -124,3 +126,40 @@ def test_api_creates_and_lists_computed_traits(api):
     bad = client.post("/api/v1/computed-traits/", {**body, "key": "x", "kind": "sum"}, format="json")
     assert bad.status_code == 400 and bad.json()["definition"][0]["path"] == "property"
     assert api("guest_services").get("/api/v1/computed-traits/").status_code == 403
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL: two connections writing at once")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # like the suite's other live tests
+def test_two_refreshes_of_one_trait_at_once_both_succeed(shoppers):
+    """A second refresh started while the first is uncommitted waits for it instead of inserting rows
+    that collide with the first one's on the unique (trait, profile) index."""
+    trait = make("orders_90d", "count")
+    inside, errors = threading.Event(), []
+
+    def first():
+        try:
+            with transaction.atomic():
+                computed_trait_refresh(trait=trait, now=NOW)
+                inside.set()
+                threading.Event().wait(0.5)  # still uncommitted while the second starts
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    def second():
+        inside.wait(5)
+        try:
+            computed_trait_refresh(trait=trait, now=NOW)
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert errors == []
+    assert values(trait) == {shoppers["ada"]: 3, shoppers["bob"]: 1, shoppers["cy"]: 0}

@@ -6,10 +6,10 @@ no table is loaded into Python. The one exception is the ingestion latency on SQ
 percentile function: there the percentiles come from the latest LATENCY_SAMPLE rows of the window.
 """
 
+import logging
 import math
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import Count, IntegerField, Min, OuterRef, Q, Subquery, Sum
 from django.db.models.fields.json import KT
@@ -23,6 +23,8 @@ from consent.requests_models import PrivacyRequest, PrivacyRequestStep
 from identity.metrics import review_backlog
 from identity.models import IdentityMetricSnapshot
 from profiles.models import Profile, RawEvent, SchemaDrift, Source
+
+logger = logging.getLogger(__name__)
 
 LATENCY_SAMPLE = 10_000  # SQLite: ingestion latency percentiles over the latest processed rows
 STATUS_WINDOW = timedelta(hours=24)  # raw events per status, schema drift, parked sync records
@@ -267,12 +269,30 @@ def _alerts() -> dict:
 
 
 def _queue_depth() -> int:
-    """Tasks waiting in django-q's ORM broker; -1 when the broker is Redis (not counted here)."""
-    if getattr(settings, "REDIS_URL", ""):
-        return -1
-    from django_q.models import OrmQ
+    """Tasks waiting in django-q's broker, the ORM table or the Redis list; -1 when it cannot be read."""
+    from django_q.brokers import get_broker
 
-    return OrmQ.objects.count()
+    try:
+        return int(get_broker().queue_size() or 0)
+    except Exception:  # noqa: BLE001 - a broker outage must not break the dashboard or /metrics
+        logger.warning("queue_depth_unavailable", exc_info=True)
+        return -1
+
+
+def _storage() -> dict:
+    """The events table's monthly partitions (PostgreSQL): months ready after this one, and the rows
+    (planner's estimate) in the default partition, which a stopped maintenance schedule lets grow."""
+    from profiles.partitions import event_partitions, month_start
+
+    partitions = event_partitions()
+    if not partitions:
+        return {"event_partitions_ahead": None, "event_default_partition_rows": None}
+    this_month = month_start(timezone.now())
+    default = next((p for p in partitions if p.start is None), None)
+    return {
+        "event_partitions_ahead": sum(1 for p in partitions if p.start and p.start > this_month),
+        "event_default_partition_rows": max(default.rows, 0) if default else None,
+    }
 
 
 def collect_figures(now: datetime | None = None) -> dict:
@@ -288,6 +308,7 @@ def collect_figures(now: datetime | None = None) -> dict:
         "consent_propagation": _consent(),
         "deletion": _deletion(now),
         "worker": {"queue_depth": _queue_depth()},
+        "storage": _storage(),
         "alerts": _alerts(),
     }
 
@@ -435,8 +456,18 @@ def _metrics(figures: dict) -> list[tuple[str, str, list[tuple[dict, object]]]]:
         ),
         (
             "cdp_worker_queue_depth",
-            "Tasks waiting in the django-q ORM broker (-1 with the Redis broker).",
+            "Tasks waiting in the django-q broker, ORM or Redis (-1 when it cannot be read).",
             [({}, figures["worker"]["queue_depth"])],
+        ),
+        (
+            "cdp_events_partitions_ahead",
+            "Monthly partitions of the events table ready after the current month (PostgreSQL).",
+            [({}, figures.get("storage", {}).get("event_partitions_ahead"))],
+        ),
+        (
+            "cdp_events_default_partition_rows",
+            "Rows in the events table's default partition, planner's estimate (PostgreSQL).",
+            [({}, figures.get("storage", {}).get("event_default_partition_rows"))],
         ),
         (
             "cdp_alerts_open",

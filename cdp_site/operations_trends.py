@@ -249,8 +249,24 @@ METRICS: dict[str, Metric] = {
             "worker_queue_depth",
             "Worker queue depth",
             COUNT,
-            "Tasks waiting in the django-q ORM broker (-1 with Redis: not counted).",
+            "Tasks waiting in the django-q broker, ORM or Redis (-1 when it cannot be read).",
             _scalar("worker", "queue_depth"),
+        ),
+        Metric(
+            "event_partitions_ahead",
+            "Event partitions ready ahead",
+            COUNT,
+            "Monthly partitions of the events table after the current month (PostgreSQL; the daily "
+            "maintenance keeps 3): below 1 means the schedule has stopped.",
+            _scalar("storage", "event_partitions_ahead"),
+        ),
+        Metric(
+            "event_default_partition_rows",
+            "Events in the default partition",
+            COUNT,
+            "Rows of the events table outside any monthly partition (PostgreSQL, estimate): events dated "
+            "far in the past or future; `manage.py event_partitions --ensure --from` gives them months.",
+            _scalar("storage", "event_default_partition_rows"),
         ),
     )
 }

@@ -56,6 +56,7 @@ SECTIONS = (
         ),
     ),
     ("Activations and workers", ("sync_failed_records_parked", "worker_queue_depth")),
+    ("Storage", ("event_partitions_ahead", "event_default_partition_rows")),
 )
 
 

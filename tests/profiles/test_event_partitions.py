@@ -281,3 +281,23 @@ def test_the_command_prints_every_check(year_of_events, capsys):
     for check in CHECKS:
         assert check.name in out
     assert out.count(" ok") >= len(CHECKS)
+
+
+# -- monitoring -----------------------------------------------------------------------------------
+
+
+def test_the_health_figures_show_the_months_ready_and_the_default_partitions_rows(send):
+    from cdp_site.operations_metrics import collect_figures, prometheus_text
+
+    if connection.vendor != "postgresql":
+        assert collect_figures()["storage"] == {"event_partitions_ahead": None, "event_default_partition_rows": None}
+        assert "\ncdp_events_partitions_ahead " not in prometheus_text(collect_figures())  # no sample, only HELP
+        return
+    send(event(ids=[("email", "ada@example.com")], at="1999-05-01T10:00:00+00:00"))
+    raw_events_process()
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {DEFAULT}")
+    figures = collect_figures()
+    assert figures["storage"] == {"event_partitions_ahead": 3, "event_default_partition_rows": 1}
+    text = prometheus_text(figures)
+    assert "cdp_events_partitions_ahead 3" in text and "cdp_events_default_partition_rows 1" in text

@@ -55,7 +55,9 @@ def test_dashboard_shows_trends_breaches_and_open_alerts(page, history):
     assert html.index('data-testid="open-alerts"') < html.index('data-testid="freshness"')
     assert "Backlog" in html and "Acknowledge</button>" not in html  # marketers cannot acknowledge
     # A chart per metric, with the rule's threshold drawn on the pending raw events chart.
-    assert html.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 15
+    assert (
+        html.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 17
+    )  # two of them the events table's partitions
     pending = html[html.index('id="metric-ingestion_pending"') :]
     pending = pending[: pending.index("</section>")]
     assert 'class="threshold"' in pending and "3 points from" in pending

@@ -126,40 +126,24 @@ def test_a_pause_longer_than_the_claim_gives_the_records_back_instead_of_sleepin
         assert len(server.requests) == 3
 
 
-def test_a_trigger_send_to_a_destination_paused_past_its_claim_waits_in_the_database(
-    ingest, ingest_live, webhook_destination, clock
+# 300 s: past the trigger send's claim. 20 s: within what the claim allows a queued send to wait,
+# but past the processing worker's 2 s inline budget, which must not wait for it either.
+@pytest.mark.parametrize("pause_seconds", [300, 20])
+def test_a_trigger_send_to_a_paused_destination_waits_in_the_database_not_in_the_worker(
+    ingest, ingest_live, webhook_destination, clock, pause_seconds
 ):
     ingest(email="ana@example.com", traits={"plan": "gold", "first_name": "Ana"}, consent={"email_marketing": True})
     with LocalDestination() as server:
         destination = webhook_destination(server.url)
         trigger = event_trigger(destination)
-        pause_end = clock.now() + timedelta(seconds=300)
-        Destination.objects.filter(pk=destination.pk).update(paused_until=pause_end)
-        order(ingest_live, "ana@example.com", 80)
-
-        assert server.requests == []
-        assert sum(clock.sleeps) < 1
-        send = TriggerSend.objects.get(trigger=trigger)
-        assert (send.status, send.attempts, send.claimed_until) == ("pending", 0, None)
-        assert send.next_attempt_at >= pause_end - timedelta(seconds=1)
-
-
-def test_the_processing_worker_does_not_wait_for_a_paused_destination_past_its_inline_budget(
-    ingest, ingest_live, webhook_destination, clock
-):
-    # 20 s is within what the claim allows a queued send to wait, but not the worker's 2 s inline budget.
-    ingest(email="ana@example.com", traits={"plan": "gold", "first_name": "Ana"}, consent={"email_marketing": True})
-    with LocalDestination() as server:
-        destination = webhook_destination(server.url)
-        trigger = event_trigger(destination)
-        pause_end = clock.now() + timedelta(seconds=20)
+        pause_end = clock.now() + timedelta(seconds=pause_seconds)
         Destination.objects.filter(pk=destination.pk).update(paused_until=pause_end)
         order(ingest_live, "ana@example.com", 80)
 
         assert server.requests == []
         assert sum(clock.sleeps) < 3
         send = TriggerSend.objects.get(trigger=trigger)
-        assert (send.status, send.attempts) == ("pending", 0)
+        assert (send.status, send.attempts, send.claimed_until) == ("pending", 0, None)
         assert send.next_attempt_at >= pause_end - timedelta(seconds=1)
 
 

@@ -97,6 +97,11 @@ class Delivery:
     started_at: datetime | None = None
     answered_at: datetime | None = None
 
+    @property
+    def not_sent_reason(self) -> str:
+        """What a deferred request's records say: why they were not sent, and for how long."""
+        return f"not sent: the destination's next send slot is {self.retry_after:.0f} s away"
+
 
 def client_for(connector: Connector) -> httpx.Client:
     return httpx.Client(

@@ -103,7 +103,7 @@ def send_direct(*, sync: Sync, operation: str, states: list[SyncState], reason: 
                 result = deliver(connector, client, request, claimed_until=claimed_until)
                 if result.deferred:
                     # Paused (a 429) or queued longer than the caller waits: not sent; the caller retries later.
-                    message = f"not sent: the destination's next send slot is {result.retry_after:.0f} s away"
+                    message = result.not_sent_reason
                     for unsent in requests[index:]:
                         for state_id in unsent.record_ids:
                             outcomes[state_id].message = message

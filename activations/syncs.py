@@ -576,7 +576,7 @@ def _write_outcomes(run: SyncRun, records: dict[int, SyncRecord], outcome: Deliv
             record.attempts = max(record.attempts - 1, 0)
             record.next_attempt_at = now + timedelta(seconds=outcome.retry_after)
             if outcome.deferred:
-                record.error = f"not sent: the destination's next send slot is {outcome.retry_after:.0f} s away"
+                record.error = outcome.not_sent_reason
             else:
                 record.error = f"429: waiting {outcome.retry_after:g} s (Retry-After)"
             continue

@@ -462,7 +462,7 @@ def _record(send: TriggerSend, outcome) -> int:
             status=TriggerSend.PENDING,
             attempts=max(send.attempts - 1, 0),
             next_attempt_at=now + timedelta(seconds=outcome.retry_after),
-            error=f"not sent: the destination's next send slot is {outcome.retry_after:.0f} s away",
+            error=outcome.not_sent_reason,
         )
     elif outcome.retry_after is not None:
         update.update(

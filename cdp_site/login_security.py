@@ -14,7 +14,7 @@ Each failure and each lockout is logged (never the password) and written to the 
 The cache must be shared by every process for the limits to hold: Redis when REDIS_URL is set, else
 the database cache in production (settings_production). Counting uses only cache.add(), which is
 atomic on both, so simultaneous failures on several machines are each counted. When the cache is
-unreachable, lockout fails open (see CACHE_UNAVAILABLE).
+unreachable, lockout fails open (see _warn_cache_unavailable).
 
 The typed username is kept only when such an account exists: people type passwords into the
 username box, and an unknown name may be one. Unknown names are kept as a short keyed hash, enough
@@ -28,7 +28,6 @@ import hmac
 import logging
 import math
 import secrets
-import time
 from dataclasses import dataclass
 
 from django import forms
@@ -39,11 +38,10 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError
 from django.utils import timezone
-from redis.exceptions import RedisError
 
 from cdp_site.audit import audit_record
+from cdp_site.shared_cache import CACHE_UNAVAILABLE, OutageWarning
 
 logger = logging.getLogger("cdp_site.login_security")
 
@@ -53,14 +51,11 @@ _WINDOW = "login-security:window:{kind}:{key}"
 _FAILURE = "login-security:failure:{kind}:{key}:{window}:{number}"
 _LOCK = "login-security:lock:{kind}:{key}"
 
-# What the cache raises when its server is unreachable: Redis a ConnectionError or TimeoutError, the
-# database cache a DatabaseError. Lockout then fails open: log-ins are checked by password alone and
+# When the cache is unreachable, lockout fails open: log-ins are checked by password alone and
 # failures are not counted. Failing closed would lock every user out of the back-office for as long
 # as Redis is down (and hand anyone who can knock Redis over a way to do that); each failure is still
-# logged and written to the audit log, and the warning below says the protection is off.
-CACHE_UNAVAILABLE = (RedisError, DatabaseError)
-CACHE_WARNING_INTERVAL_SECONDS = 60
-_cache_warned_at = -math.inf  # time.monotonic() of this process's last warning
+# logged and written to the audit log, and the warning says the protection is off.
+_warn_cache_unavailable = OutageWarning(logger, "login_lockout_unavailable error=%s: log-ins are not rate limited")
 
 
 @dataclass(frozen=True)
@@ -144,15 +139,6 @@ def _failure_count(kind: str, key: str, threshold: int) -> int:
         if slot not in taken and cache.add(slot, True, timeout=timeout):
             return number
     return threshold  # every slot is taken: failures raced past the limit together
-
-
-def _warn_cache_unavailable(error: Exception) -> None:
-    """At most one warning a minute per process, naming only the error's class (never who tried)."""
-    global _cache_warned_at
-    now = time.monotonic()
-    if now - _cache_warned_at >= CACHE_WARNING_INTERVAL_SECONDS:
-        _cache_warned_at = now
-        logger.warning("login_lockout_unavailable error=%s: log-ins are not rate limited", type(error).__name__)
 
 
 def _now() -> float:

@@ -41,5 +41,6 @@ def event_partitions_maintain_task() -> dict:
     from profiles.partitions import analyze_events, ensure_event_partitions
 
     result = ensure_event_partitions()
-    analyze_events()
+    if not result.moved_rows:  # moving rows already analysed the table
+        analyze_events()
     return result.as_dict()

@@ -17,7 +17,6 @@ import base64
 import binascii
 import json
 import logging
-import math
 import time
 import uuid
 import zlib
@@ -25,12 +24,11 @@ import zlib
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from redis.exceptions import RedisError
 
+from cdp_site.shared_cache import CACHE_UNAVAILABLE, OutageWarning
 from profiles.ingest import DATABASE_UNAVAILABLE, IncomingEvent, database_unavailable_response, raw_events_store
 from profiles.models import Source
 from profiles.sources import source_for_write_key
@@ -42,11 +40,9 @@ CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 MAX_MESSAGE_ID = 100
 IDENTITY_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
 OBJECT_FIELDS = ("traits", "properties", "context", "integrations")
-# What a cache backend raises when its server is unreachable: Redis a ConnectionError or TimeoutError,
-# the database cache a DatabaseError. Backends share no base class for it.
-CACHE_UNAVAILABLE = (RedisError, DatabaseError)
-CACHE_WARNING_INTERVAL_SECONDS = 60
-_rate_limit_warned_at = -math.inf  # time.monotonic() of this process's last warning
+_warn_rate_limit_unavailable = OutageWarning(
+    logger, "tracking_rate_limit_unavailable error=%s: accepting without a rate limit"
+)
 
 
 class TrackingError(Exception):
@@ -239,13 +235,3 @@ def _rate_window_add(source: Source, count: int) -> int:
             cache.set(key, count, timeout=5)
             used = count
     return used
-
-
-def _warn_rate_limit_unavailable(error: Exception) -> None:
-    """At most one warning a minute per process: an outage must show in the logs, not flood them.
-    Only the error's class is logged (its text may hold the cache's address)."""
-    global _rate_limit_warned_at
-    now = time.monotonic()
-    if now - _rate_limit_warned_at >= CACHE_WARNING_INTERVAL_SECONDS:
-        _rate_limit_warned_at = now
-        logger.warning("tracking_rate_limit_unavailable error=%s: accepting without a rate limit", type(error).__name__)

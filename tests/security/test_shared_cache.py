@@ -10,7 +10,6 @@ import importlib
 import io
 import json
 import logging
-import math
 import os
 import subprocess
 import sys
@@ -54,8 +53,8 @@ def staff(make_user, unique_name):
 @pytest.fixture
 def warnings_reset(monkeypatch, caplog):
     """Each module warns once a minute per process: start this test as if none was given yet."""
-    monkeypatch.setattr(login_security, "_cache_warned_at", -math.inf)
-    monkeypatch.setattr(tracking_views, "_rate_limit_warned_at", -math.inf)
+    login_security._warn_cache_unavailable.reset()
+    tracking_views._warn_rate_limit_unavailable.reset()
     caplog.set_level(logging.WARNING)
     return caplog
 
